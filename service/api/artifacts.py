@@ -1,0 +1,69 @@
+"""Downloading a finished job's artifacts and metrics."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from service.api.deps import JobsDep, StoreDep
+from service.api.views import Problem
+from service.domain.errors import Conflict
+from service.domain.job import JobRecord, JobState
+from service.storage.artifacts import ArtifactNotFound
+
+router = APIRouter(tags=["artifacts"])
+
+METRICS_FILE = "metrics.json"
+
+
+class JobNotFinished(Conflict):
+    slug = "job-not-finished"
+    title = "The job has not finished"
+
+
+def _require_succeeded(record: JobRecord) -> None:
+    if record.state != JobState.succeeded:
+        raise JobNotFinished(
+            f"job {record.id} is {record.state.value}; artifacts and metrics exist once it has succeeded",
+            state=record.state.value,
+        )
+
+
+@router.get(
+    "/jobs/{job_id}/artifacts/{name}",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The file, with Content-Length and Repr-Digest"},
+        404: {"model": Problem},
+        409: {"model": Problem, "description": "The job has not succeeded"},
+    },
+    summary="Download one artifact",
+)
+def download_artifact(job_id: str, name: str, jobs: JobsDep, store: StoreDep):
+    record = jobs.get(job_id)
+    _require_succeeded(record)
+    info = next((a for a in record.artifacts if a.name == name), None)
+    if info is None:
+        raise ArtifactNotFound(f"job {job_id} has no artifact {name!r}; it has: {', '.join(a.name for a in record.artifacts)}")
+    digest = base64.b64encode(bytes.fromhex(info.sha256)).decode()
+    headers = {
+        "Content-Length": str(store.size(job_id, "outputs", name)),
+        "Repr-Digest": f"sha-256=:{digest}:",
+        "Content-Disposition": f'attachment; filename="{name}"',
+    }
+    return StreamingResponse(store.iter_chunks(job_id, "outputs", name), media_type=info.media_type, headers=headers)
+
+
+@router.get(
+    "/jobs/{job_id}/metrics",
+    responses={404: {"model": Problem}, 409: {"model": Problem}},
+    summary="The job's full metrics (size, latency, fidelity before and after)",
+)
+def get_metrics(job_id: str, jobs: JobsDep, store: StoreDep) -> JSONResponse:
+    record = jobs.get(job_id)
+    _require_succeeded(record)
+    with store.open(job_id, "outputs", METRICS_FILE) as f:
+        return JSONResponse(json.load(f))

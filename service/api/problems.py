@@ -1,0 +1,53 @@
+"""The one problem handler: every error leaves as RFC 9457 application/problem+json."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.domain.errors import InvalidSpec, ModelpressError, NotFound
+
+log = logging.getLogger("modelpress.api")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+_HTTP_SLUGS = {404: ("not-found", "Not found"), 405: ("method-not-allowed", "Method not allowed")}
+
+
+def as_modelpress_error(exc: Exception) -> ModelpressError:
+    if isinstance(exc, ModelpressError):
+        return exc
+    if isinstance(exc, RequestValidationError):
+        errors = [
+            {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"loc": "request", "msg": "invalid"}
+        error = InvalidSpec(f"{first['loc']}: {first['msg']}", slug="request-invalid", title="The request is invalid", errors=errors)
+        return error
+    if isinstance(exc, StarletteHTTPException):
+        slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+        error = NotFound(str(exc.detail), slug=slug, title=title)
+        error.status = exc.status_code
+        return error
+    log.exception("unhandled error", exc_info=exc)
+    return ModelpressError("an unexpected error occurred; it has been logged")
+
+
+def problem_response(request: Request, exc: Exception) -> JSONResponse:
+    error = as_modelpress_error(exc)
+    headers = getattr(exc, "headers", None) or {}
+    return JSONResponse(
+        error.to_problem(instance=request.url.path),
+        status_code=error.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def install_problem_handler(app) -> None:
+    for exc_type in (ModelpressError, RequestValidationError, StarletteHTTPException, Exception):
+        app.add_exception_handler(exc_type, problem_response)

@@ -1,0 +1,49 @@
+"""All settings, from one class. Environment variables use the ``MODELPRESS_`` prefix."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELPRESS_", env_file=None, extra="ignore")
+
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Redis for job records, the Celery broker and progress events. "
+        "`modelpress up` starts a private redis-server and sets this for its children unless it is set.",
+    )
+    data_dir: Path = Field(default=Path("~/.modelpress").expanduser(), description="Home of the embedded default.")
+    artifact_dir: Path | None = Field(default=None, description="Local artifact store; default <data_dir>/artifacts.")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_url: str | None = Field(default=None, description="Base URL clients use, for links; default from the request.")
+
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1, description="Largest accepted request body.")
+    max_spec_bytes: int = Field(default=64 * 1024, ge=1)
+    max_tensors: int = Field(default=100_000, ge=1)
+    max_parameters: int = Field(default=2_000_000_000, ge=1)
+
+    job_soft_time_limit_s: int = Field(default=3600, ge=1)
+    job_time_limit_s: int = Field(default=3900, ge=1)
+    worker_concurrency: int = Field(default=1, ge=1)
+    worker_threads: int = Field(default=0, ge=0, description="torch threads per job; 0 = torch's default.")
+    worker_heartbeat_s: float = Field(default=5.0, gt=0)
+    inspect_timeout_s: float = Field(default=10.0, ge=0, description="How long POST /jobs waits for a worker to check the upload against the architecture.")
+
+    latency_warmup: int = Field(default=5, ge=0)
+    latency_runs: int = Field(default=30, ge=1)
+
+    @property
+    def artifacts_path(self) -> Path:
+        return (self.artifact_dir or self.data_dir / "artifacts").expanduser()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,78 @@
+"""The one exception hierarchy. Each error renders as RFC 9457 problem details.
+
+    ModelpressError                       500 internal
+    ├── NotFound                          404 job-not-found, artifact-not-found
+    ├── Conflict                          409 job-not-finished, illegal-transition
+    ├── InvalidSpec                       422 spec-invalid
+    ├── InvalidUpload                     422 upload-invalid (corrupt, wrong keys, ...)
+    ├── UnsafeUpload                      422 upload-unsafe (pickles)
+    ├── UnsupportedUpload                 415 upload-unsupported (unknown format)
+    ├── UploadTooLarge                    413 upload-too-large
+    └── Unavailable                       503 unavailable (Redis or workers down)
+
+A failed job stores the same shape (``to_problem()``) in its record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROBLEM_BASE = "https://modelpress.dev/problems/"
+
+
+class ModelpressError(Exception):
+    status = 500
+    slug = "internal"
+    title = "Internal error"
+
+    def __init__(self, detail: str, *, slug: str | None = None, title: str | None = None, **extra: Any):
+        super().__init__(detail)
+        self.detail = detail
+        if slug:
+            self.slug = slug
+        if title:
+            self.title = title
+        self.extra = extra
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_BASE + self.slug
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        problem: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status, "detail": self.detail}
+        if instance:
+            problem["instance"] = instance
+        problem.update(self.extra)
+        return problem
+
+
+class NotFound(ModelpressError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(ModelpressError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class InvalidSpec(ModelpressError):
+    status, slug, title = 422, "spec-invalid", "The job spec is invalid"
+
+
+class InvalidUpload(ModelpressError):
+    status, slug, title = 422, "upload-invalid", "The uploaded file cannot be used"
+
+
+class UnsafeUpload(ModelpressError):
+    status, slug, title = 422, "upload-unsafe", "The upload would need unpickling, which modelpress never does"
+
+
+class UnsupportedUpload(ModelpressError):
+    status, slug, title = 415, "upload-unsupported", "Unsupported upload format"
+
+
+class UploadTooLarge(ModelpressError):
+    status, slug, title = 413, "upload-too-large", "Upload too large"
+
+
+class Unavailable(ModelpressError):
+    status, slug, title = 503, "unavailable", "Service unavailable"

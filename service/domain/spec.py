@@ -1,0 +1,104 @@
+"""The job spec: the public contract of ``POST /jobs`` (see docs/spec.md)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from service.domain.errors import InvalidSpec
+from service.domain.steps import Step
+
+ModelFormat = Literal["safetensors"]
+OutputFormat = Literal["safetensors", "torchscript"]
+Device = Literal["cpu", "cuda"]
+DType = Literal["float32", "float16", "bfloat16", "int64", "int32"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputSpec(Strict):
+    shape: list[int] = Field(min_length=1, max_length=8, description="Example input shape, batch first, e.g. [1, 784].")
+    dtype: DType = "float32"
+
+    @model_validator(mode="after")
+    def _positive(self) -> "InputSpec":
+        if any(d < 1 for d in self.shape):
+            raise ValueError("every dimension of input.shape must be >= 1")
+        if _product(self.shape) > 50_000_000:
+            raise ValueError("input.shape is too large (over 50M elements)")
+        return self
+
+
+class ModelSpec(Strict):
+    format: ModelFormat = Field(default="safetensors", description="How the uploaded `model` part is stored.")
+    architecture: str = Field(min_length=1, max_length=100, description="A name from GET /architectures.")
+    config: dict[str, Any] = Field(default_factory=dict, description="The architecture's config.")
+    input: InputSpec | None = Field(default=None, description="Example input; default: the architecture's.")
+
+
+class EvaluateSpec(Strict):
+    latency: bool = True
+    batch_sizes: list[int] = Field(default=[1], min_length=1, max_length=4)
+    threads: int = Field(default=1, ge=1, le=256, description="torch threads while timing (1 is the most reproducible).")
+
+    @model_validator(mode="after")
+    def _batches(self) -> "EvaluateSpec":
+        if any(b < 1 or b > 1024 for b in self.batch_sizes):
+            raise ValueError("batch_sizes must be between 1 and 1024")
+        return self
+
+
+class JobSpec(Strict):
+    model: ModelSpec
+    steps: list[Step] = Field(min_length=1, max_length=16, description="Run in order; a list is a pipeline.")
+    device: Device = "cpu"
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+    outputs: list[OutputFormat] = Field(
+        default_factory=list,
+        description="Artifact formats; default: safetensors when the model stays plain float, else torchscript.",
+    )
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "JobSpec":
+        quantized = any(s.method == "quantize" for s in self.steps)
+        if quantized and "safetensors" in self.outputs:
+            raise ValueError(
+                "outputs: 'safetensors' holds a plain float state_dict and cannot carry an int8-quantized model; "
+                "ask for 'torchscript'"
+            )
+        if len(set(self.outputs)) != len(self.outputs):
+            raise ValueError("outputs: each format at most once")
+        return self
+
+    @property
+    def resolved_outputs(self) -> list[str]:
+        if self.outputs:
+            return list(self.outputs)
+        return ["torchscript"] if any(s.method == "quantize" for s in self.steps) else ["safetensors"]
+
+
+def parse_spec(text: str | bytes) -> JobSpec:
+    """Parse and validate spec JSON text; raise ``InvalidSpec`` naming the wrong fields."""
+    try:
+        return JobSpec.model_validate_json(text)
+    except ValidationError as exc:
+        errors = [
+            {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False)
+        ]
+        first = errors[0]
+        detail = f"{first['loc'] or 'spec'}: {first['msg']}"
+        if len(errors) > 1:
+            detail += f" (and {len(errors) - 1} more)"
+        raise InvalidSpec(detail, errors=errors) from None
+
+
+def _product(shape: list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n

@@ -1,0 +1,150 @@
+"""Upload sniffing, torch-free: what a file is, from its bytes, never its name.
+
+Safetensors headers are parsed and checked completely (offsets, dtypes, sizes)
+before anything else touches the file. Pickles, and zip archives holding
+pickles (``torch.save`` output), are recognised and refused.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from service.domain.errors import InvalidUpload, UnsafeUpload, UnsupportedUpload
+
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+DTYPE_BYTES = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2,
+    "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+}
+FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
+
+SAVE_AS_SAFETENSORS = (
+    "Save the weights instead: "
+    "`from safetensors.torch import save_file; save_file(model.state_dict(), 'model.safetensors')` "
+    "and upload model.safetensors with the architecture named in the spec."
+)
+
+
+@dataclass
+class TensorInfo:
+    dtype: str
+    shape: list[int]
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass
+class SafetensorsHeader:
+    tensors: dict[str, TensorInfo]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def parameters(self) -> int:
+        return sum(t.numel for t in self.tensors.values())
+
+    def shapes(self) -> dict[str, list[int]]:
+        return {k: t.shape for k, t in self.tensors.items()}
+
+
+def sniff(path: Path) -> str:
+    """Return 'safetensors', or raise the problem that tells the user what to send."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if len(head) == 0:
+        raise InvalidUpload("the model file is empty")
+    if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
+        raise UnsafeUpload("this is a Python pickle. " + SAVE_AS_SAFETENSORS, detected="pickle")
+    if head[:4] == b"PK\x03\x04":
+        kind = _zip_kind(path)
+        if kind == "torch-pickle":
+            raise UnsafeUpload(
+                "this is a torch.save() checkpoint, which is a pickle inside a zip. " + SAVE_AS_SAFETENSORS,
+                detected="torch.save zip",
+            )
+        if kind == "torchscript":
+            raise UnsupportedUpload(
+                "TorchScript archives are not accepted yet. " + SAVE_AS_SAFETENSORS, detected="torchscript"
+            )
+        raise UnsupportedUpload("a zip archive that is not a model modelpress knows. " + SAVE_AS_SAFETENSORS, detected="zip")
+    if len(head) >= 9:
+        (n,) = struct.unpack("<Q", head[:8])
+        if 2 <= n <= MAX_HEADER_BYTES and head[8:9] == b"{":
+            return "safetensors"
+    raise UnsupportedUpload(
+        "unrecognised model file: modelpress accepts a safetensors state_dict. " + SAVE_AS_SAFETENSORS, detected="unknown"
+    )
+
+
+def _zip_kind(path: Path) -> str:
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()[:10_000]
+    except (zipfile.BadZipFile, OSError):
+        return "zip"
+    if any(n.endswith("/code/") or "/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
+        return "torchscript"
+    if any(n.endswith("data.pkl") for n in names):
+        return "torch-pickle"
+    return "zip"
+
+
+def read_safetensors_header(path: Path, *, max_tensors: int, max_parameters: int) -> SafetensorsHeader:
+    """Parse and fully check a safetensors header without reading tensor data."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        raw_n = f.read(8)
+        if len(raw_n) < 8:
+            raise InvalidUpload("truncated safetensors file: no header length")
+        (n,) = struct.unpack("<Q", raw_n)
+        if n > MAX_HEADER_BYTES or n > size - 8:
+            raise InvalidUpload(f"corrupt safetensors file: header claims {n} bytes, the file has {size}")
+        raw = f.read(n)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidUpload(f"corrupt safetensors header: not JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise InvalidUpload("corrupt safetensors header: not a JSON object")
+    metadata = header.pop("__metadata__", {}) or {}
+    if not isinstance(metadata, dict):
+        raise InvalidUpload("corrupt safetensors header: __metadata__ is not an object")
+    if len(header) > max_tensors:
+        raise InvalidUpload(f"too many tensors: {len(header)} (limit {max_tensors})")
+    data_len = size - 8 - n
+    tensors: dict[str, TensorInfo] = {}
+    spans: list[tuple[int, int]] = []
+    total = 0
+    for name, entry in header.items():
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise InvalidUpload(f"corrupt safetensors header: bad entry for {name!r}")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if dtype not in DTYPE_BYTES:
+            raise InvalidUpload(f"tensor {name!r} has dtype {dtype!r}; allowed: {', '.join(sorted(DTYPE_BYTES))}")
+        if not (isinstance(shape, list) and all(isinstance(d, int) and 0 <= d for d in shape) and len(shape) <= 8):
+            raise InvalidUpload(f"corrupt safetensors header: bad shape for {name!r}")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            raise InvalidUpload(f"corrupt safetensors header: bad data_offsets for {name!r}")
+        info = TensorInfo(dtype, shape)
+        begin, end = offsets
+        if not 0 <= begin <= end <= data_len or end - begin != info.numel * DTYPE_BYTES[dtype]:
+            raise InvalidUpload(f"corrupt or truncated safetensors file: tensor {name!r} does not fit the file")
+        total += info.numel
+        if total > max_parameters:
+            raise InvalidUpload(f"too many parameters: over {max_parameters}")
+        tensors[name] = info
+        spans.append((begin, end))
+    spans.sort()
+    for (b1, e1), (b2, _) in zip(spans, spans[1:]):
+        if b2 < e1:
+            raise InvalidUpload("corrupt safetensors file: tensors overlap")
+    return SafetensorsHeader(tensors, metadata)

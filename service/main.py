@@ -1,0 +1,40 @@
+"""create_app(): wires routers, the problem handler and the lifespan. Nothing else lives here."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import redis
+from fastapi import FastAPI
+
+from service import __version__
+from service.api import artifacts, health, jobs
+from service.api.limits import BodySizeLimit
+from service.api.problems import install_problem_handler
+from service.config import Settings, get_settings
+from service.storage.artifacts import LocalArtifactStore
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=30, health_check_interval=30)
+        settings.artifacts_path.mkdir(parents=True, exist_ok=True)
+        yield
+        app.state.redis.close()
+
+    app = FastAPI(
+        title="modelpress",
+        version=__version__,
+        description="Compress PyTorch models over HTTP: prune, quantize, and pipelines of these, with honest metrics.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = LocalArtifactStore(settings.artifacts_path)
+    install_problem_handler(app)
+    app.add_middleware(BodySizeLimit, max_bytes_getter=lambda: settings.max_upload_bytes)
+    for router in (jobs.router, artifacts.router, health.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,1 @@
+"""Persistence: Redis keys and the job repository, and the artifact store."""

@@ -1,0 +1,102 @@
+"""The job repository: job records in Redis, with checked state transitions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import redis
+
+from service.domain.errors import NotFound
+from service.domain.job import JobRecord, JobState, check_transition, utcnow
+from service.storage import keys
+
+
+class JobNotFound(NotFound):
+    slug = "job-not-found"
+    title = "Job not found"
+
+
+class JobRepository:
+    def __init__(self, client: redis.Redis):
+        self.redis = client
+
+    def create(self, record: JobRecord) -> None:
+        pipe = self.redis.pipeline()
+        pipe.set(keys.job(record.id), record.model_dump_json(), nx=True)
+        pipe.zadd(keys.jobs_index(), {record.id: record.created_at.timestamp() * 1000})
+        created, _ = pipe.execute()
+        if not created:
+            raise RuntimeError(f"job id collision: {record.id}")
+
+    def get(self, job_id: str) -> JobRecord:
+        raw = self.redis.get(keys.job(job_id))
+        if raw is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return JobRecord.model_validate_json(raw)
+
+    def exists(self, job_id: str) -> bool:
+        return bool(self.redis.exists(keys.job(job_id)))
+
+    def update(self, job_id: str, change: Callable[[JobRecord], None]) -> JobRecord:
+        """Apply ``change`` to the record atomically (optimistic locking); transitions are checked."""
+        key = keys.job(job_id)
+        while True:
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise JobNotFound(f"no job with id {job_id!r}")
+                    record = JobRecord.model_validate_json(raw)
+                    before = record.state
+                    change(record)
+                    if record.state != before:
+                        check_transition(before, record.state)
+                    record.updated_at = utcnow()
+                    pipe.multi()
+                    pipe.set(key, record.model_dump_json())
+                    pipe.execute()
+                except redis.WatchError:
+                    continue
+            self.publish(job_id, {"event": "update", "state": record.state.value, "progress": record.progress.model_dump()})
+            return record
+
+    def transition(self, job_id: str, new: JobState, **fields: Any) -> JobRecord:
+        def change(record: JobRecord) -> None:
+            record.state = new
+            for name, value in fields.items():
+                setattr(record, name, value)
+
+        return self.update(job_id, change)
+
+    def list(self, *, state: JobState | None = None, limit: int = 20, cursor: int = 0) -> tuple[list[JobRecord], int | None]:
+        """Newest first. ``cursor`` is an offset into the index; returns the next cursor or None."""
+        records: list[JobRecord] = []
+        index = keys.jobs_index()
+        position = cursor
+        batch = max(limit, 50)
+        while len(records) < limit:
+            ids = self.redis.zrevrange(index, position, position + batch - 1)
+            if not ids:
+                return records, None
+            raws = self.redis.mget([keys.job(i.decode() if isinstance(i, bytes) else i) for i in ids])
+            for offset, raw in enumerate(raws):
+                if raw is None:
+                    continue
+                record = JobRecord.model_validate_json(raw)
+                if state is None or record.state == state:
+                    records.append(record)
+                    if len(records) == limit:
+                        return records, position + offset + 1
+            position += len(ids)
+        return records, position
+
+    def delete(self, job_id: str) -> None:
+        pipe = self.redis.pipeline()
+        pipe.delete(keys.job(job_id), keys.job_log(job_id))
+        pipe.zrem(keys.jobs_index(), job_id)
+        pipe.execute()
+
+    def publish(self, job_id: str, event: dict[str, Any]) -> None:
+        self.redis.publish(keys.job_events(job_id), json.dumps(event, default=str))

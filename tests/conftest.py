@@ -1,0 +1,38 @@
+"""Shared fixtures: a real model trained on real data (cached), and marks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CACHE = Path(os.environ.get("MODELPRESS_TEST_CACHE", Path(__file__).parent / ".cache"))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def digits_mlp_path() -> Path:
+    """mlp [784, 300, 100, 10] trained on scikit-learn's real digits; cached across runs."""
+    from modelpress.examples import save_digits_mlp
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / "digits_mlp_seed0.safetensors"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        save_digits_mlp(tmp)
+        tmp.replace(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_test_set():
+    from modelpress.datasets import digits_28x28
+
+    _, _, x_test, y_test = digits_28x28()
+    return x_test, y_test

@@ -1,0 +1,45 @@
+"""Small helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+
+MLP_MODEL = {"format": "safetensors", "architecture": "mlp", "config": {"sizes": [784, 300, 100, 10]},
+             "input": {"shape": [1, 784], "dtype": "float32"}}
+
+
+def spec(*steps: dict, **extra) -> dict:
+    return {"model": MLP_MODEL, "steps": list(steps), **extra}
+
+
+def submit(api: httpx.Client, model: Path | bytes, job_spec: dict | str, *, filename: str = "model.safetensors") -> httpx.Response:
+    content = model.read_bytes() if isinstance(model, Path) else model
+    text = job_spec if isinstance(job_spec, str) else json.dumps(job_spec)
+    return api.post("/jobs", files={"model": (filename, content, "application/octet-stream")}, data={"spec": text})
+
+
+def wait(api: httpx.Client, job_id: str, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = api.get(f"/jobs/{job_id}").json()
+        if job["state"] in ("succeeded", "failed", "cancelled", "expired"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def job_count(api: httpx.Client) -> int:
+    return len(api.get("/jobs", params={"limit": 200}).json()["items"])
+
+
+def stored_job_dirs(root: Path) -> set[str]:
+    return {p.name for p in root.iterdir() if not p.name.startswith(".")} if root.exists() else set()
+
+
+def staging_files(root: Path) -> list[Path]:
+    staging = root / ".staging"
+    return list(staging.iterdir()) if staging.exists() else []

@@ -1,0 +1,128 @@
+"""The spine, end to end over HTTP: submit, poll, download, load with the documented one-liners."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import warnings
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from modelpress.examples import MLP_SIZES, accuracy
+from tests.integration.helpers import spec, submit, wait
+
+PRUNE_90 = {"method": "prune", "kind": "magnitude", "scope": "global", "amount": 0.9}
+INT8 = {"method": "quantize", "kind": "dynamic_int8"}
+
+
+def user_mlp() -> torch.nn.Module:
+    """The user's own class: the plain nn.Sequential the spec documents."""
+    a, b, c, d = MLP_SIZES
+    return torch.nn.Sequential(torch.nn.Linear(a, b), torch.nn.ReLU(), torch.nn.Linear(b, c), torch.nn.ReLU(), torch.nn.Linear(c, d))
+
+
+def download(api, job: dict, name: str, tmp_path):
+    response = api.get(f"/jobs/{job['id']}/artifacts/{name}")
+    assert response.status_code == 200
+    assert int(response.headers["content-length"]) == len(response.content)
+    digest = base64.b64encode(hashlib.sha256(response.content).digest()).decode()
+    assert response.headers["repr-digest"] == f"sha-256=:{digest}:"
+    info = next(a for a in job["artifacts"] if a["name"] == name)
+    assert info["sha256"] == hashlib.sha256(response.content).hexdigest()
+    path = tmp_path / name
+    path.write_bytes(response.content)
+    return path
+
+
+def test_dynamic_int8_is_smaller_and_keeps_accuracy(api, digits_mlp_path, digits_test_set, tmp_path):
+    response = submit(api, digits_mlp_path, spec(INT8))
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["state"] == "queued"
+    assert response.headers["location"].endswith(f"/jobs/{job['id']}")
+
+    job = wait(api, job["id"])
+    assert job["state"] == "succeeded", job["error"]
+    assert job["progress"]["fraction"] == 1.0
+    artifact = download(api, job, "model.torchscript.pt", tmp_path)
+    assert artifact.stat().st_size < digits_mlp_path.stat().st_size / 3
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compressed = torch.jit.load(str(artifact))  # the README's one-liner
+        original = user_mlp()
+        original.load_state_dict(load_file(str(digits_mlp_path)))
+        x, y = digits_test_set
+        acc_before, acc_after = accuracy(original.eval(), x, y), accuracy(compressed, x, y)
+    assert acc_before > 0.9
+    assert abs(acc_before - acc_after) <= 0.01
+
+    metrics = api.get(f"/jobs/{job['id']}/metrics").json()
+    for side in ("before", "after"):
+        for field in ("file_bytes", "parameters", "nonzero_parameters", "latency_ms"):
+            assert field in metrics[side]
+        latency = metrics[side]["latency_ms"]
+        assert latency["p50"] > 0 and latency["p90"] >= latency["p50"]
+        assert latency["batch_size"] == 1 and latency["threads"] >= 1
+    assert metrics["after"]["latency_ms"]["runtime"] == "torchscript"
+    assert metrics["before"]["file_bytes"] == digits_mlp_path.stat().st_size
+    assert metrics["fidelity"]["cosine_similarity"] > 0.99
+    assert metrics["verdict"]["smaller"] is True
+    assert isinstance(metrics["verdict"]["faster"], bool)
+
+
+def test_prune_then_quantize_pipeline(api, digits_mlp_path, tmp_path):
+    job = wait(api, submit(api, digits_mlp_path, spec(PRUNE_90, INT8)).json()["id"])
+    assert job["state"] == "succeeded", job["error"]
+    assert job["artifacts"][0]["bytes"] * 3 <= digits_mlp_path.stat().st_size
+    metrics = api.get(f"/jobs/{job['id']}/metrics").json()
+    assert metrics["after"]["sparsity"] == pytest.approx(0.9, abs=0.01)
+    assert [s["label"] for s in metrics["steps"]] == ["prune:magnitude", "quantize:dynamic_int8"]
+
+
+def test_pruned_safetensors_drop_into_the_users_class(api, digits_mlp_path, tmp_path):
+    job = wait(api, submit(api, digits_mlp_path, spec(dict(PRUNE_90, scope="layer"), outputs=["safetensors", "torchscript"])).json()["id"])
+    assert job["state"] == "succeeded", job["error"]
+    assert {a["name"] for a in job["artifacts"]} == {"model.safetensors", "model.torchscript.pt"}
+    state = load_file(str(download(api, job, "model.safetensors", tmp_path)))
+    model = user_mlp()
+    model.load_state_dict(state, strict=True)  # the README's one-liner
+    for name in ("0.weight", "2.weight", "4.weight"):
+        zeros = float((state[name] == 0).float().mean())
+        assert zeros == pytest.approx(0.9, abs=0.005), name  # real zeros, per layer, no masks
+    assert not any(k.endswith("_orig") or k.endswith("_mask") for k in state)
+    metrics = api.get(f"/jobs/{job['id']}/metrics").json()
+    assert metrics["verdict"]["smaller"] is False  # honest: dense zeros take the same space
+    assert any("not smaller" in w for w in metrics["verdict"]["warnings"])
+
+
+def test_job_that_fails_in_the_worker_says_why(api, digits_mlp_path):
+    bad = dict(PRUNE_90, include=["no_such_layer*"])
+    response = submit(api, digits_mlp_path, spec(bad))
+    assert response.status_code == 202
+    job = wait(api, response.json()["id"])
+    assert job["state"] == "failed"
+    assert "no Linear/Conv layer matches" in job["error"]["detail"]
+    assert job["error"]["type"].startswith("https://modelpress.dev/problems/")
+    assert job["artifacts"] == []
+    assert api.get(f"/jobs/{job['id']}/metrics").status_code == 409
+
+
+def test_list_jobs_newest_first_with_filter_and_pages(api, digits_mlp_path):
+    first = submit(api, digits_mlp_path, spec(INT8)).json()["id"]
+    second = submit(api, digits_mlp_path, spec(INT8)).json()["id"]
+    wait(api, first), wait(api, second)
+    page = api.get("/jobs", params={"limit": 1}).json()
+    assert page["items"][0]["id"] == second and page["next_cursor"] == 1
+    assert api.get("/jobs", params={"limit": 1, "cursor": 1}).json()["items"][0]["id"] == first
+    failed = api.get("/jobs", params={"state": "failed", "limit": 200}).json()["items"]
+    assert all(j["state"] == "failed" for j in failed)
+
+
+def test_health_and_readiness(api):
+    assert api.get("/healthz").json() == {"status": "ok"}
+    ready = api.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["workers"][0]["queues"] == ["cpu"]

@@ -1,0 +1,52 @@
+import pytest
+
+from service.domain.errors import InvalidSpec
+from service.domain.spec import parse_spec
+from service.domain.steps import DynamicInt8, MagnitudePrune
+
+BASE = '{"model": {"architecture": "mlp"}, "steps": %s%s}'
+
+
+def parse(steps: str, extra: str = ""):
+    return parse_spec(BASE % (steps, extra))
+
+
+def test_pipeline_parses_into_typed_steps():
+    s = parse('[{"method": "prune", "kind": "magnitude", "amount": 0.5}, {"method": "quantize", "kind": "dynamic_int8"}]')
+    assert [type(step) for step in s.steps] == [MagnitudePrune, DynamicInt8]
+    assert s.steps[0].scope == "global" and s.device == "cpu"
+    assert s.resolved_outputs == ["torchscript"]
+
+
+def test_prune_only_defaults_to_safetensors():
+    assert parse('[{"method": "prune", "kind": "magnitude", "amount": 0.5}]').resolved_outputs == ["safetensors"]
+
+
+@pytest.mark.parametrize(
+    "steps, extra, loc",
+    [
+        ('[{"method": "prune", "kind": "magnitude", "amount": 1.0}]', "", "steps.0.prune.magnitude.amount"),
+        ('[{"method": "prune", "kind": "magnitude", "amount": -0.1}]', "", "steps.0.prune.magnitude.amount"),
+        ('[{"method": "prune", "kind": "wavelet", "amount": 0.1}]', "", "steps.0.prune"),
+        ('[{"method": "quantize", "kind": "dynamic_int8", "bits": 4}]', "", "steps.0.quantize.dynamic_int8.bits"),
+        ("[]", "", "steps"),
+        ('[{"method": "quantize", "kind": "dynamic_int8"}]', ', "device": "tpu"', "device"),
+        ('[{"method": "quantize", "kind": "dynamic_int8"}]', ', "outputs": ["safetensors"]', ""),
+        ('[{"method": "quantize", "kind": "dynamic_int8"}]', ', "evaluate": {"batch_sizes": [0]}', "evaluate"),
+    ],
+)
+def test_invalid_specs_name_the_field(steps, extra, loc):
+    with pytest.raises(InvalidSpec) as info:
+        parse(steps, extra)
+    assert info.value.status == 422
+    assert info.value.extra["errors"][0]["loc"].startswith(loc)
+
+
+def test_not_json():
+    with pytest.raises(InvalidSpec, match="JSON"):
+        parse_spec("{")
+
+
+def test_input_shape_must_be_positive():
+    with pytest.raises(InvalidSpec):
+        parse_spec('{"model": {"architecture": "mlp", "input": {"shape": [0, 784]}}, "steps": [{"method": "quantize", "kind": "dynamic_int8"}]}')

@@ -1,0 +1,1 @@
+"""The compute side of modelpress: Celery worker, model loading, compression methods."""

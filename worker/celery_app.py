@@ -1,0 +1,32 @@
+"""The Celery app: Redis broker, late acks, one job at a time per process, time limits.
+
+Started with: ``celery -A worker.celery_app worker -Q cpu`` (or ``-Q gpu`` on a CUDA host).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from service.config import get_settings
+
+settings = get_settings()
+
+app = Celery("modelpress", broker=settings.redis_url, include=["worker.tasks"])
+app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_ignore_result=True,
+    task_soft_time_limit=settings.job_soft_time_limit_s,
+    task_time_limit=settings.job_time_limit_s,
+    broker_transport_options={"visibility_timeout": settings.job_time_limit_s + 600},
+    broker_connection_retry_on_startup=True,
+    task_queues=(Queue("cpu"), Queue("gpu")),
+    task_default_queue="cpu",
+    worker_concurrency=settings.worker_concurrency,
+    worker_send_task_events=False,
+    worker_hijack_root_logger=False,
+)
+
+import worker.lifecycle  # noqa: E402,F401  (worker_ready / shutdown hooks: heartbeat, catalog, inspector)

@@ -1,0 +1,53 @@
+"""Artifact writers. Each writes one file and returns how to reload it (for measuring in that runtime)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+ARTIFACT_NAMES = {"safetensors": "model.safetensors", "torchscript": "model.torchscript.pt"}
+MEDIA_TYPES = {"safetensors": "application/vnd.safetensors", "torchscript": "application/zip"}
+
+
+def write_safetensors(model: nn.Module, path: Path, example: torch.Tensor) -> None:
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor) or v.is_quantized]
+    if bad:
+        raise ValueError(f"safetensors cannot hold quantized tensors ({bad[:3]}); ask for torchscript")
+    save_file(state, str(path))
+
+
+def write_torchscript(model: nn.Module, path: Path, example: torch.Tensor) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            scripted = torch.jit.script(model)
+        except Exception:
+            scripted = torch.jit.trace(model, example, check_trace=False)
+        torch.jit.save(scripted, str(path))
+
+
+WRITERS: dict[str, Callable[[nn.Module, Path, torch.Tensor], None]] = {
+    "safetensors": write_safetensors,
+    "torchscript": write_torchscript,
+}
+
+
+def load_for_measurement(fmt: str, path: Path, rebuild: Callable[[], nn.Module]) -> tuple[nn.Module, str]:
+    """Load a written artifact the way a user would; return (callable model, runtime name)."""
+    if fmt == "torchscript":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.jit.load(str(path), map_location="cpu").eval(), "torchscript"
+    if fmt == "safetensors":
+        from safetensors.torch import load_file
+
+        model = rebuild()
+        model.load_state_dict(load_file(str(path)), strict=True)
+        return model.eval(), "eager"
+    raise ValueError(fmt)

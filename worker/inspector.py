@@ -1,0 +1,50 @@
+"""Answer: does an uploaded state_dict (names and shapes only) fit an architecture + config?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.architectures import InvalidArchitectureConfig, UnknownArchitecture, get_architecture, list_architectures
+from worker.architectures.matching import compare_shapes, expected_shapes, suggest_architectures
+
+
+def answer(request: dict[str, Any]) -> dict[str, Any]:
+    name, config, shapes = request["architecture"], request.get("config") or {}, request["shapes"]
+    try:
+        arch = get_architecture(name)
+        expected = expected_shapes(name, config)
+    except UnknownArchitecture:
+        known = ", ".join(a.name for a in list_architectures())
+        return {"ok": False, "error_type": "config", "error": f"unknown architecture {name!r}; known: {known}"}
+    except InvalidArchitectureConfig as exc:
+        return {"ok": False, "error_type": "config", "error": str(exc), "errors": _jsonable(exc.errors)}
+    match = compare_shapes(expected, shapes)
+    report = {
+        "ok": match.ok,
+        "missing": match.missing[:10],
+        "unexpected": match.unexpected[:10],
+        "mismatched": [{"key": m.key, "expected": m.expected, "got": m.got} for m in match.mismatched[:10]],
+        "counts": {"missing": len(match.missing), "unexpected": len(match.unexpected), "mismatched": len(match.mismatched)},
+    }
+    if match.ok:
+        return report
+    report["error"] = _summary(arch.name, report)
+    report["suggestions"] = [s for s in suggest_architectures(shapes) if s != name][:5]
+    return report
+
+
+def _summary(name: str, report: dict[str, Any]) -> str:
+    parts = []
+    counts = report["counts"]
+    if report["missing"]:
+        parts.append(f"{counts['missing']} missing (e.g. {', '.join(report['missing'][:3])})")
+    if report["unexpected"]:
+        parts.append(f"{counts['unexpected']} unexpected (e.g. {', '.join(report['unexpected'][:3])})")
+    if report["mismatched"]:
+        m = report["mismatched"][0]
+        parts.append(f"{counts['mismatched']} with wrong shapes (e.g. {m['key']}: expected {m['expected']}, got {m['got']})")
+    return f"the state_dict does not fit architecture {name!r} with this config: " + "; ".join(parts)
+
+
+def _jsonable(errors: list[dict]) -> list[dict]:
+    return [{"loc": ".".join(str(p) for p in e.get("loc", ())), "msg": str(e.get("msg")), "type": str(e.get("type"))} for e in errors]

@@ -1,0 +1,113 @@
+"""What a worker does besides running jobs: heartbeat, catalog, upload inspection.
+
+On ``worker_ready`` (main process) it starts two daemon threads:
+- heartbeat: refreshes ``mp:worker:<hostname>`` (with a TTL) describing this worker;
+- inspector: answers the API's "does this state_dict fit that architecture?" requests.
+It also publishes the architecture catalog so the API can validate names and list them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import socket
+import threading
+import time
+
+import redis
+from celery.signals import worker_ready, worker_shutdown
+
+from service.config import get_settings
+from service.storage import keys
+
+log = logging.getLogger("modelpress.worker")
+
+_stop = threading.Event()
+_identity: dict = {}
+
+
+def worker_description(queues: list[str]) -> dict:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {
+        "name": _identity.get("name"),
+        "queues": queues,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": cuda,
+        "cuda_devices": torch.cuda.device_count() if cuda else 0,
+        "started_at": _identity.get("started_at"),
+    }
+
+
+def publish_catalog(client: redis.Redis) -> None:
+    from worker.architectures import list_architectures
+
+    catalog = {"architectures": {a.name: a.describe() for a in list_architectures()}}
+    client.set(keys.catalog(), json.dumps(catalog))
+
+
+def _heartbeat_loop(client: redis.Redis, description: dict, period: float) -> None:
+    key = keys.worker_heartbeat(description["name"])
+    while not _stop.is_set():
+        try:
+            client.set(key, json.dumps({**description, "seen_at": time.time()}), ex=max(3, int(period * 3)))
+        except redis.RedisError:
+            log.warning("heartbeat: redis unavailable")
+        _stop.wait(period)
+
+
+def _inspector_loop(client: redis.Redis) -> None:
+    from worker.inspector import answer
+
+    while not _stop.is_set():
+        try:
+            item = client.blpop([keys.inspect_requests()], timeout=1)
+        except redis.RedisError:
+            _stop.wait(1)
+            continue
+        if item is None:
+            continue
+        try:
+            request = json.loads(item[1])
+        except ValueError:
+            continue
+        try:
+            reply = answer(request)
+        except Exception as exc:  # answer anyway, so the API does not wait; the strict load decides later
+            log.exception("inspector: could not check an upload")
+            reply = {"ok": None, "skipped": f"{type(exc).__name__}: {exc}"}
+        try:
+            client.rpush(keys.inspect_reply(request["id"]), json.dumps(reply))
+            client.expire(keys.inspect_reply(request["id"]), 30)
+        except redis.RedisError:
+            log.warning("inspector: could not reply")
+
+
+@worker_ready.connect
+def on_worker_ready(sender=None, **_):
+    settings = get_settings()
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    queues = sorted(q.name for q in sender.app.amqp.queues.consume_from.values()) if sender else []
+    _identity.update(name=getattr(sender, "hostname", socket.gethostname()), started_at=time.time())
+    publish_catalog(client)
+    description = worker_description(queues)
+    threading.Thread(target=_heartbeat_loop, args=(client, description, settings.worker_heartbeat_s), daemon=True, name="heartbeat").start()
+    threading.Thread(target=_inspector_loop, args=(client,), daemon=True, name="inspector").start()
+    log.info("modelpress worker %s ready on queues %s", description["name"], queues)
+
+
+@worker_shutdown.connect
+def on_worker_shutdown(sender=None, **_):
+    _stop.set()
+    name = _identity.get("name")
+    if name:
+        try:
+            redis.Redis.from_url(get_settings().redis_url, socket_timeout=5).delete(keys.worker_heartbeat(name))
+        except redis.RedisError:
+            pass

@@ -1,0 +1,55 @@
+"""One entry point, ``apply_step``, dispatching ``type(step config) -> handler``.
+
+Handlers register with ``@handles(ConfigType)``; each method module is imported
+once here so its decorators run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from service.domain.steps import StepConfig
+
+Handler = Callable[[nn.Module, Any, "StepContext"], nn.Module]
+
+_HANDLERS: dict[type[StepConfig], Handler] = {}
+_METHOD_MODULES = ("worker.methods.prune", "worker.methods.quantize")
+
+
+@dataclass
+class StepContext:
+    """What a handler may use besides the model and its config."""
+
+    device: torch.device
+    example_input: torch.Tensor
+    seed: int = 0
+    report: Callable[[float, str], None] = lambda fraction, message: None
+    check_cancelled: Callable[[], None] = lambda: None
+    notes: list[str] = field(default_factory=list)
+
+
+def handles(config_type: type[StepConfig]):
+    def register(fn: Handler) -> Handler:
+        _HANDLERS[config_type] = fn
+        return fn
+
+    return register
+
+
+def handler_for(step: StepConfig) -> Handler:
+    if not _HANDLERS:
+        for module in _METHOD_MODULES:
+            importlib.import_module(module)
+    try:
+        return _HANDLERS[type(step)]
+    except KeyError:
+        raise NotImplementedError(f"no handler for step {step.label}") from None
+
+
+def apply_step(model: nn.Module, step: StepConfig, ctx: StepContext) -> nn.Module:
+    return handler_for(step)(model, step, ctx)

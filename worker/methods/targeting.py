@@ -1,0 +1,29 @@
+"""Which modules a step acts on: ``include`` / ``exclude`` name globs and ``op_types``."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+from torch import nn
+
+from service.domain.steps import StepConfig
+
+
+def select_modules(model: nn.Module, step: StepConfig, default_types: tuple[type[nn.Module], ...]) -> list[tuple[str, nn.Module]]:
+    wanted = set(step.op_types)
+    chosen = []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+        type_name = type(module).__name__
+        if wanted:
+            if type_name not in wanted:
+                continue
+        elif not isinstance(module, default_types):
+            continue
+        if step.include and not any(fnmatchcase(name, p) for p in step.include):
+            continue
+        if any(fnmatchcase(name, p) for p in step.exclude):
+            continue
+        chosen.append((name, module))
+    return chosen

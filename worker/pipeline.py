@@ -1,0 +1,165 @@
+"""Runs a job: load, apply the spec's steps in order, write artifacts, measure before and after."""
+
+from __future__ import annotations
+
+import copy
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from service import __version__
+from service.domain.spec import JobSpec
+from worker import evaluate, export
+from worker.architectures import build_model
+from worker.loading import example_input, load_model
+from worker.methods import StepContext, apply_step
+
+FIDELITY_SAMPLES = 64
+METRICS_SCHEMA = "modelpress.metrics/v0"
+
+
+@dataclass
+class Output:
+    name: str
+    format: str
+    path: Path
+    media_type: str
+
+
+@dataclass
+class PipelineResult:
+    outputs: list[Output]
+    metrics: dict
+    summary: dict
+
+
+Progress = Callable[[str, int | None, float, str], None]
+
+
+def run_pipeline(
+    spec: JobSpec,
+    model_path: Path,
+    workdir: Path,
+    *,
+    progress: Progress,
+    check_cancelled: Callable[[], None],
+    warmup: int,
+    runs: int,
+    input_sha256: str,
+) -> PipelineResult:
+    torch.manual_seed(spec.seed)
+    device = torch.device(spec.device)
+    progress("loading", None, 0.02, "loading the model (safetensors, strict)")
+    original = load_model(spec, model_path)
+    compressed = copy.deepcopy(original).to(device)
+    example = example_input(spec, 1, spec.seed)
+    ctx = StepContext(device=device, example_input=example.to(device), seed=spec.seed, check_cancelled=check_cancelled)
+
+    step_log = []
+    n = len(spec.steps)
+    for i, step in enumerate(spec.steps):
+        check_cancelled()
+        progress("compressing", i, 0.1 + 0.6 * i / n, f"step {i + 1}/{n}: {step.label}")
+        ctx.report = lambda fraction, message, i=i: progress("compressing", i, 0.1 + 0.6 * (i + fraction) / n, message)
+        started = time.perf_counter()
+        compressed = apply_step(compressed, step, ctx)
+        step_log.append({"step": i, "label": step.label, "seconds": round(time.perf_counter() - started, 3)})
+    compressed = compressed.cpu().eval()
+
+    check_cancelled()
+    progress("exporting", None, 0.72, "writing artifacts")
+    outputs = []
+    for fmt in spec.resolved_outputs:
+        name = export.ARTIFACT_NAMES[fmt]
+        path = workdir / name
+        export.WRITERS[fmt](compressed, path, example)
+        outputs.append(Output(name=name, format=fmt, path=path, media_type=export.MEDIA_TYPES[fmt]))
+
+    progress("measuring", None, 0.8, "measuring size, latency and fidelity")
+    torch.set_num_threads(spec.evaluate.threads)
+    primary = outputs[0]
+    artifact_model, runtime = export.load_for_measurement(
+        primary.format, primary.path, lambda: build_model(spec.model.architecture, spec.model.config)
+    )
+    before = {"file_bytes": model_path.stat().st_size, **evaluate.parameter_stats(original)}
+    after = {"artifact": primary.name, "file_bytes": primary.path.stat().st_size, **evaluate.parameter_stats(compressed)}
+    if spec.evaluate.latency:
+        before["latency"] = [
+            evaluate.latency(original, example_input(spec, b, spec.seed), warmup=warmup, runs=runs, runtime="eager")
+            for b in spec.evaluate.batch_sizes
+        ]
+        check_cancelled()
+        after["latency"] = [
+            evaluate.latency(artifact_model, example_input(spec, b, spec.seed), warmup=warmup, runs=runs, runtime=runtime)
+            for b in spec.evaluate.batch_sizes
+        ]
+        before["latency_ms"], after["latency_ms"] = before["latency"][0], after["latency"][0]
+    inputs = example_input(spec, FIDELITY_SAMPLES, spec.seed + 1)
+    fidelity = evaluate.fidelity(original, artifact_model, inputs)
+    fidelity["inputs"] = f"{FIDELITY_SAMPLES} synthetic inputs of the declared shape (seeded normal noise), not real data"
+
+    verdict = make_verdict(before, after, runtime)
+    metrics = {
+        "schema": METRICS_SCHEMA,
+        "device": spec.device,
+        "before": before,
+        "after": after,
+        "artifacts": {o.name: {"format": o.format, "bytes": o.path.stat().st_size} for o in outputs},
+        "fidelity": fidelity,
+        "verdict": verdict,
+        "steps": step_log,
+        "notes": ctx.notes,
+        "provenance": provenance(spec, input_sha256),
+    }
+    summary = {
+        "size_ratio": verdict["size_ratio"],
+        "speedup": verdict.get("speedup"),
+        "smaller": verdict["smaller"],
+        "faster": verdict.get("faster"),
+        "cosine_similarity": fidelity["cosine_similarity"],
+        "sparsity": after["sparsity"],
+    }
+    progress("done", None, 1.0, "finished")
+    return PipelineResult(outputs=outputs, metrics=metrics, summary=summary)
+
+
+NOISE = 0.05  # speed differences under 5% are reported as "no real change"
+
+
+def make_verdict(before: dict, after: dict, runtime: str) -> dict:
+    size_ratio = before["file_bytes"] / after["file_bytes"]
+    verdict: dict = {"smaller": size_ratio > 1.0, "size_ratio": round(size_ratio, 3), "runtime": runtime, "warnings": []}
+    if size_ratio <= 1.0:
+        verdict["warnings"].append(
+            f"the artifact is not smaller than the upload ({after['file_bytes']} vs {before['file_bytes']} bytes)"
+            + ("; zeros from pruning take as much space as other weights in this format" if after["sparsity"] > 0.01 else "")
+        )
+    if "latency_ms" in before:
+        speedups = [b["p50"] / a["p50"] for b, a in zip(before["latency"], after["latency"])]
+        speedup = speedups[0]
+        verdict.update(speedup=round(speedup, 3), faster=speedup > 1 + NOISE)
+        verdict["speedups"] = {str(b["batch_size"]): round(s, 3) for b, s in zip(before["latency"], speedups)}
+        if speedup <= 1 + NOISE:
+            verdict["warnings"].append(
+                f"not faster: the artifact ran at {speedup:.2f}x the original's speed (p50, batch {before['latency_ms']['batch_size']}, {runtime})"
+            )
+    return verdict
+
+
+def provenance(spec: JobSpec, input_sha256: str) -> dict:
+    return {
+        "modelpress": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "quantized_engine": torch.backends.quantized.engine,
+        "device": spec.device,
+        "seed": spec.seed,
+        "spec": spec.model_dump(mode="json"),
+        "input_sha256": {"model": input_sha256},
+    }
