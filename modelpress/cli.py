@@ -15,7 +15,7 @@ DEMO_SPEC = {
     "model": {"format": "safetensors", "architecture": "mlp", "config": {"sizes": [784, 300, 100, 10]},
               "input": {"shape": [1, 784], "dtype": "float32"}},
     "steps": [
-        {"method": "prune", "kind": "magnitude", "scope": "global", "amount": 0.9},
+        {"method": "prune", "kind": "magnitude", "scope": "global", "amount": 0.8},
         {"method": "quantize", "kind": "dynamic_int8"},
     ],
     "outputs": ["torchscript"],
@@ -83,7 +83,7 @@ def cmd_demo(args) -> int:
     from modelpress.stack import Stack
 
     workdir = Path(tempfile.mkdtemp(prefix="modelpress-demo-"))
-    print("modelpress demo: an MLP trained on real handwritten digits, 90% pruned then int8-quantized, over HTTP\n")
+    print("modelpress demo: an MLP trained on real handwritten digits, 80% pruned then int8-quantized, over HTTP\n")
     print("1/5 training mlp [784, 300, 100, 10] on scikit-learn digits (28x28)...", flush=True)
     model_path = workdir / "mlp.safetensors"
     save_digits_mlp(model_path)

@@ -33,6 +33,11 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
+def warm_up() -> None:
+    """Build every zoo architecture's default shapes once (meta device), so the first answer is fast."""
+    suggest_architectures({})
+
+
 def _summary(name: str, report: dict[str, Any]) -> str:
     parts = []
     counts = report["counts"]

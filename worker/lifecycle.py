@@ -63,8 +63,9 @@ def _heartbeat_loop(client: redis.Redis, description: dict, period: float) -> No
 
 
 def _inspector_loop(client: redis.Redis) -> None:
-    from worker.inspector import answer
+    from worker.inspector import answer, warm_up
 
+    warm_up()
     while not _stop.is_set():
         try:
             item = client.blpop([keys.inspect_requests()], timeout=1)

@@ -22,6 +22,7 @@ def stack(tmp_path_factory):
             "MODELPRESS_LATENCY_RUNS": "10",
             "MODELPRESS_LATENCY_WARMUP": "3",
             "MODELPRESS_WORKER_HEARTBEAT_S": "1",
+            "MODELPRESS_INSPECT_TIMEOUT_S": "60",  # CI machines are slow; a skipped check would accept the upload
         },
     )
     try:
