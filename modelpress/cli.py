@@ -40,6 +40,7 @@ def cmd_up(args) -> int:
         api_port=args.port or settings.api_port,
         redis_url=os.environ.get("MODELPRESS_REDIS_URL"),
         workers=args.workers,
+        queues=args.queues,
     )
     stopping = False
 
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default=None)
     up.add_argument("--port", type=int, default=None)
     up.add_argument("--workers", type=int, default=1)
+    up.add_argument("--queues", default="cpu", help="queues the workers consume: cpu, gpu or cpu,gpu")
     up.add_argument("--data-dir", default=None)
     up.set_defaults(func=cmd_up)
 

@@ -83,6 +83,7 @@ class Stack:
     redis_url: str | None = None  # external Redis; None starts a private one
     workers: int = 1
     queues: str = "cpu"
+    pool: str | None = None  # default: prefork on cpu, solo on gpu (CUDA does not survive fork)
     extra_env: dict[str, str] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)
 
@@ -117,7 +118,8 @@ class Stack:
             self._add(
                 f"worker-{i}",
                 [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", self.queues,
-                 "-n", f"{self.queues.replace(',', '-')}-{i}-{os.getpid()}@%h", "--loglevel", "INFO"],
+                 "-n", f"{self.queues.replace(',', '-')}-{i}-{os.getpid()}@%h", "--loglevel", "INFO",
+                 "--pool", self.pool or ("solo" if "gpu" in self.queues else "prefork")],
                 env,
             )
         for child in self.children:

@@ -6,9 +6,9 @@ Started with: ``celery -A worker.celery_app worker -Q cpu`` (or ``-Q gpu`` on a 
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
 
 from service.config import get_settings
+from service.queue import CELERY_QUEUES
 
 settings = get_settings()
 
@@ -22,8 +22,10 @@ app.conf.update(
     task_time_limit=settings.job_time_limit_s,
     broker_transport_options={"visibility_timeout": settings.job_time_limit_s + 600},
     broker_connection_retry_on_startup=True,
-    task_queues=(Queue("cpu"), Queue("gpu")),
+    task_queues=CELERY_QUEUES,
     task_default_queue="cpu",
+    task_default_exchange="cpu",
+    task_default_routing_key="cpu",
     worker_concurrency=settings.worker_concurrency,
     worker_send_task_events=False,
     worker_hijack_root_logger=False,

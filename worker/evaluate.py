@@ -56,23 +56,36 @@ def quiet():
 
 @torch.inference_mode()
 @quiet()
-def latency(model, example: torch.Tensor, *, warmup: int, runs: int, runtime: str) -> dict:
-    for _ in range(warmup):
-        model(example)
-    samples = []
+def paired_latency(models: list, example: torch.Tensor, *, warmup: int, runs: int, runtimes: list[str]) -> list[dict]:
+    """Time several models on the same input, alternating one call of each per round,
+    so drift in clock speed or machine load hits all of them alike."""
+    sync = torch.cuda.synchronize if example.is_cuda else (lambda: None)
+    for model in models:
+        for _ in range(warmup):
+            model(example)
+    sync()
+    samples: list[list[float]] = [[] for _ in models]
     for _ in range(runs):
-        start = time.perf_counter()
-        model(example)
-        samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
+        for model, times in zip(models, samples):
+            start = time.perf_counter()
+            model(example)
+            sync()
+            times.append((time.perf_counter() - start) * 1000)
+    return [_summary(times, example, warmup, runtime) for times, runtime in zip(samples, runtimes)]
+
+
+def _summary(samples: list[float], example: torch.Tensor, warmup: int, runtime: str) -> dict:
+    samples = sorted(samples)
     return {
         "p50": round(statistics.median(samples), 4),
         "p90": round(samples[min(len(samples) - 1, int(0.9 * len(samples)))], 4),
         "batch_size": int(example.shape[0]),
         "threads": torch.get_num_threads(),
-        "runs": runs,
+        "runs": len(samples),
         "warmup": warmup,
         "runtime": runtime,
+        "device": example.device.type,
+        "method": "interleaved with the other model, one call each per round",
     }
 
 

@@ -87,18 +87,20 @@ def run_pipeline(
     )
     before = {"file_bytes": model_path.stat().st_size, **evaluate.parameter_stats(original)}
     after = {"artifact": primary.name, "file_bytes": primary.path.stat().st_size, **evaluate.parameter_stats(compressed)}
+    measure_on = _measurement_device(device, runtime)
+    original, artifact_model = original.to(measure_on), artifact_model.to(measure_on)
     if spec.evaluate.latency:
-        before["latency"] = [
-            evaluate.latency(original, example_input(spec, b, spec.seed), warmup=warmup, runs=runs, runtime="eager")
-            for b in spec.evaluate.batch_sizes
-        ]
-        check_cancelled()
-        after["latency"] = [
-            evaluate.latency(artifact_model, example_input(spec, b, spec.seed), warmup=warmup, runs=runs, runtime=runtime)
-            for b in spec.evaluate.batch_sizes
-        ]
+        before["latency"], after["latency"] = [], []
+        for batch in spec.evaluate.batch_sizes:
+            check_cancelled()
+            b, a = evaluate.paired_latency(
+                [original, artifact_model], example_input(spec, batch, spec.seed).to(measure_on),
+                warmup=warmup, runs=runs, runtimes=["eager", runtime],
+            )
+            before["latency"].append(b)
+            after["latency"].append(a)
         before["latency_ms"], after["latency_ms"] = before["latency"][0], after["latency"][0]
-    inputs = example_input(spec, FIDELITY_SAMPLES, spec.seed + 1)
+    inputs = example_input(spec, FIDELITY_SAMPLES, spec.seed + 1).to(measure_on)
     fidelity = evaluate.fidelity(original, artifact_model, inputs)
     fidelity["inputs"] = f"{FIDELITY_SAMPLES} synthetic inputs of the declared shape (seeded normal noise), not real data"
 
@@ -125,6 +127,11 @@ def run_pipeline(
     }
     progress("done", None, 1.0, "finished")
     return PipelineResult(outputs=outputs, metrics=metrics, summary=summary)
+
+
+def _measurement_device(device: torch.device, runtime: str) -> torch.device:
+    """Measure where the job ran: on the GPU for cuda jobs (both models), on the CPU otherwise."""
+    return device if device.type == "cuda" else torch.device("cpu")
 
 
 NOISE = 0.05  # speed differences under 5% are reported as "no real change"

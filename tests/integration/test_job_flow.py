@@ -126,3 +126,23 @@ def test_health_and_readiness(api):
     ready = api.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["workers"][0]["queues"] == ["cpu"]
+
+
+def test_cuda_jobs_go_to_the_gpu_queue_and_cpu_jobs_never_do(stack, api, digits_mlp_path):
+    """Declare both queues as a GPU worker would; a cpu job must not be copied into the gpu list."""
+    import redis
+    from kombu import Connection
+
+    from service.queue import CELERY_QUEUES
+
+    with Connection(stack.redis_url) as connection:
+        for queue in CELERY_QUEUES:
+            queue(connection.default_channel).declare()
+    client = redis.Redis.from_url(stack.redis_url)
+    gpu_before = client.llen("gpu")
+    cuda_job = submit(api, digits_mlp_path, spec(PRUNE_90, device="cuda")).json()
+    assert cuda_job["queue"] == "gpu"
+    cpu_job = wait(api, submit(api, digits_mlp_path, spec(INT8)).json()["id"])
+    assert cpu_job["state"] == "succeeded" and cpu_job["queue"] == "cpu"
+    assert client.llen("gpu") == gpu_before + 1  # only the cuda job, waiting for a GPU worker
+    assert api.get(f"/jobs/{cuda_job['id']}").json()["state"] == "queued"
