@@ -1,4 +1,4 @@
-"""The job spec: the public contract of ``POST /jobs`` (see docs/spec.md)."""
+"""The job spec: the public contract of ``POST /jobs`` (see the README, "The job spec")."""
 
 from __future__ import annotations
 
