@@ -46,7 +46,7 @@ def submit_job(
     jobs: JobsDep,
     store: StoreDep,
     model: Annotated[UploadFile, File(description="The model: a safetensors state_dict.")],
-    spec: Annotated[str, Form(description="The job spec as JSON text (see the README, "The job spec").")],
+    spec: Annotated[str, Form(description="The job spec as JSON text (see the README, 'The job spec').")],
 ):
     if len(spec.encode()) > settings.max_spec_bytes:
         raise InvalidSpec(f"spec is longer than {settings.max_spec_bytes} bytes")
