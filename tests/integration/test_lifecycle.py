@@ -88,6 +88,20 @@ def test_cancel_running_and_queued_jobs(slow_api, slow_stack, digits_mlp_path):
     assert never_ran["state"] == "cancelled" and never_ran["attempts"] == 0 and never_ran["started_at"] is None
 
 
+def test_sdk_cancel_and_idempotency_key(slow_stack, digits_mlp_path):
+    from modelpress.client import ApiError, ModelpressClient
+
+    with ModelpressClient(slow_stack.base_url) as client:
+        job = client.submit(digits_mlp_path, spec(INT8), idempotency_key="sdk-1")
+        assert client.submit(digits_mlp_path, spec(INT8), idempotency_key="sdk-1")["id"] == job["id"]
+        assert client.cancel(job["id"])["state"] in ("cancelled", "cancelling")
+        assert client.wait(job["id"], timeout=30, interval=0.1)["state"] == "cancelled"
+        with pytest.raises(ApiError) as info:
+            client.cancel(job["id"])
+        assert info.value.status == 409
+        assert client.purge(job["id"])["state"] == "expired"
+
+
 def test_too_many_queued_jobs_is_429(slow_api, digits_mlp_path):
     first = submit(slow_api, digits_mlp_path, spec(INT8)).json()["id"]
     wait_for(slow_api, first, in_test_delay)
