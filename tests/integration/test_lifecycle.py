@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -53,12 +55,30 @@ def test_finished_job_cannot_be_cancelled_but_can_be_purged(api, digits_mlp_path
     assert_problem(api.post("/jobs/j_nope/cancel"), 404, "job-not-found")
 
 
+def test_retention_expires_a_finished_job(tmp_path, digits_mlp_path):
+    s = start_stack(tmp_path / "retention", MODELPRESS_ARTIFACT_TTL_S="2", MODELPRESS_SWEEP_INTERVAL_S="0.5")
+    try:
+        with httpx.Client(base_url=s.base_url, timeout=60) as api:
+            job_id = submit(api, digits_mlp_path, spec(INT8)).json()["id"]
+            job = wait_for(api, job_id, lambda j: j["state"] in ("expired", "failed"), timeout=60)
+            assert job["state"] == "expired" and job["artifacts"] == [] and job["finished_at"]
+            assert "removed" in job["progress"]["message"]
+            job_dir = s.data_dir / "artifacts" / job_id
+            deadline = time.monotonic() + 5  # the record says expired first, then the files go
+            while job_dir.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not job_dir.exists()
+            assert_problem(api.get(f"/jobs/{job_id}/artifacts/model.torchscript.pt"), 410, "job-expired")
+    finally:
+        s.stop()
+
+
 # --- on a stack whose jobs are slow (test delay), so they can be caught running --------------
 
 
 @pytest.fixture(scope="module")
 def slow_stack(tmp_path_factory):
-    s = start_stack(tmp_path_factory.mktemp("slow"), MODELPRESS_TEST_DELAY_S="3", MODELPRESS_MAX_QUEUED_JOBS="2",
+    s = start_stack(tmp_path_factory.mktemp("slow"), MODELPRESS_TEST_DELAY_S="10", MODELPRESS_MAX_QUEUED_JOBS="2",
                     MODELPRESS_SWEEP_INTERVAL_S="1")
     yield s
     s.stop()
@@ -112,3 +132,4 @@ def test_too_many_queued_jobs_is_429(slow_api, digits_mlp_path):
     for job_id in ids:
         assert slow_api.post(f"/jobs/{job_id}/cancel").status_code in (200, 202)
     assert all(wait(slow_api, job_id, timeout=30)["state"] == "cancelled" for job_id in ids)
+
