@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         default=0.0, ge=0,
         description="Test-only: every job sleeps this long (checking for cancellation) before measuring.",
     )
+    test_delay_cancellable: bool = Field(
+        default=True, description="Test-only: false makes the test delay ignore cancel requests (to exercise the grace revoke)."
+    )
 
     @property
     def artifacts_path(self) -> Path:

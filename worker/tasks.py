@@ -110,6 +110,7 @@ def run_job(self, job_id: str) -> None:
             runs=settings.latency_runs,
             input_sha256=record.inputs[0].sha256 if record.inputs else "",
             delay_s=settings.test_delay_s,
+            delay_cancellable=settings.test_delay_cancellable,
         )
         artifacts = []
         for output in result.outputs:

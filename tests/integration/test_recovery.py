@@ -23,7 +23,8 @@ EXPECTED_OUTPUTS = ["metrics.json", "model.torchscript.pt"]
 
 @pytest.fixture(scope="module")
 def crash_stack(tmp_path_factory):
-    s = start_stack(tmp_path_factory.mktemp("crash"), MODELPRESS_TEST_DELAY_S="3", MODELPRESS_SWEEP_INTERVAL_S="1")
+    s = start_stack(tmp_path_factory.mktemp("crash"), MODELPRESS_TEST_DELAY_S="3", MODELPRESS_SWEEP_INTERVAL_S="0.5",
+                    MODELPRESS_TEST_DELAY_CANCELLABLE="false", MODELPRESS_CANCEL_GRACE_S="0.5")
     yield s
     s.stop()
 
@@ -56,6 +57,19 @@ def assert_one_clean_result(stack, job: dict) -> None:
     assert job["attempts"] == 2
     assert sorted(a["name"] for a in job["artifacts"]) == ["model.torchscript.pt"]
     assert output_files(stack.data_dir / "artifacts", job["id"]) == EXPECTED_OUTPUTS  # no temp files, no duplicates
+
+
+def test_a_cancel_the_job_ignores_is_terminated_after_the_grace(crash_api, crash_stack, digits_mlp_path):
+    job_id = submit(crash_api, digits_mlp_path, spec(INT8)).json()["id"]
+    wait_for(crash_api, job_id, in_test_delay)
+    worker = child(crash_stack, "worker-0")
+    (pool_child,) = pool_children(worker.process.pid)
+    assert crash_api.post(f"/jobs/{job_id}/cancel").json()["state"] == "cancelling"
+    job = wait(crash_api, job_id, timeout=30)
+    assert job["state"] == "cancelled" and "terminated" in job["progress"]["message"], job["progress"]
+    wait_until(lambda: pool_children(worker.process.pid) and pool_children(worker.process.pid) != [pool_child])
+    assert output_files(crash_stack.data_dir / "artifacts", job_id) == []
+    assert crash_api.get(f"/jobs/{job_id}").json()["attempts"] == 1  # never re-run
 
 
 def test_killed_pool_child_the_job_is_redelivered_and_succeeds(crash_api, crash_stack, digits_mlp_path):
