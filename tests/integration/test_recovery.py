@@ -24,7 +24,7 @@ EXPECTED_OUTPUTS = ["metrics.json", "model.torchscript.pt"]
 @pytest.fixture(scope="module")
 def crash_stack(tmp_path_factory):
     s = start_stack(tmp_path_factory.mktemp("crash"), MODELPRESS_TEST_DELAY_S="3", MODELPRESS_SWEEP_INTERVAL_S="0.5",
-                    MODELPRESS_TEST_DELAY_CANCELLABLE="false", MODELPRESS_CANCEL_GRACE_S="0.5")
+                    MODELPRESS_TEST_DELAY_CANCELLABLE="false", MODELPRESS_CANCEL_GRACE_S="0.5", MODELPRESS_MAX_ATTEMPTS="2")
     yield s
     s.stop()
 
@@ -80,6 +80,19 @@ def test_killed_pool_child_the_job_is_redelivered_and_succeeds(crash_api, crash_
     os.kill(pool_child, signal.SIGKILL)
     assert_one_clean_result(crash_stack, wait(crash_api, job_id, timeout=60))
     assert worker.alive()
+
+
+def test_a_job_that_keeps_killing_its_worker_fails_after_max_attempts(crash_api, crash_stack, digits_mlp_path):
+    job_id = submit(crash_api, digits_mlp_path, spec(INT8)).json()["id"]
+    worker = child(crash_stack, "worker-0")
+    for attempt in (1, 2):  # like a model that gets the pool process OOM-killed every time
+        wait_for(crash_api, job_id, lambda j: in_test_delay(j) and j["attempts"] == attempt)
+        (pool_child,) = pool_children(worker.process.pid)
+        os.kill(pool_child, signal.SIGKILL)
+    job = wait(crash_api, job_id, timeout=60)
+    assert job["state"] == "failed" and job["error"]["type"].endswith("/worker-lost"), job
+    assert "max_attempts=2" in job["error"]["detail"] and job["attempts"] == 2
+    assert output_files(crash_stack.data_dir / "artifacts", job_id) == []
 
 
 def test_killed_worker_is_restarted_and_the_sweeper_requeues_its_job(crash_api, crash_stack, digits_mlp_path):
