@@ -155,7 +155,7 @@ def _client(args) -> ModelpressClient:
 def cmd_submit(args) -> int:
     spec = json.loads(Path(args.spec).read_text())
     with _client(args) as client:
-        job = client.submit(args.model, spec)
+        job = client.submit(args.model, spec, idempotency_key=args.idempotency_key)
         if args.wait or args.download:
             job = client.wait(job["id"], on_update=None if args.json else lambda j: print(progress_bar(j), end="", file=sys.stderr, flush=True))
             if not args.json:
@@ -182,6 +182,12 @@ def cmd_list(args) -> int:
     else:
         for job in page["items"]:
             print(f"{job['id']}  {job['state']:<10} {job['created_at']}")
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    with _client(args) as client:
+        _print(client.purge(args.job_id) if args.purge else client.cancel(args.job_id), args)
     return 0
 
 
@@ -233,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model")
     s.add_argument("--spec", required=True, help="spec JSON file")
     s.add_argument("--wait", action="store_true")
+    s.add_argument("--idempotency-key", help="retry-safe: the same key and request return the same job")
     s.add_argument("--download", metavar="DIR")
     s.set_defaults(func=cmd_submit)
 
@@ -244,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--state")
     ls.add_argument("--limit", type=int, default=20)
     ls.set_defaults(func=cmd_list)
+
+    c = remote(sub.add_parser("cancel", help="cancel a job (or, with --purge, remove a finished job's files)"))
+    c.add_argument("job_id")
+    c.add_argument("--purge", action="store_true", help="a finished job: remove its inputs and artifacts now")
+    c.set_defaults(func=cmd_cancel)
 
     d = remote(sub.add_parser("download", help="download artifacts"))
     d.add_argument("job_id")

@@ -45,10 +45,20 @@ class ModelpressClient:
             raise ApiError(response.status_code, problem)
         return response
 
-    def submit(self, model: str | Path, spec: dict[str, Any]) -> dict[str, Any]:
+    def submit(self, model: str | Path, spec: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Submit a job. With ``idempotency_key``, retrying the same submission returns the same job."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         with open(model, "rb") as f:
             files = {"model": (Path(model).name, f, "application/octet-stream")}
-            return self._check(self.http.post("/jobs", files=files, data={"spec": json.dumps(spec)})).json()
+            return self._check(self.http.post("/jobs", files=files, data={"spec": json.dumps(spec)}, headers=headers)).json()
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """queued -> cancelled now; running -> cancelling (then cancelled). 409 once finished."""
+        return self._check(self.http.post(f"/jobs/{job_id}/cancel")).json()
+
+    def purge(self, job_id: str) -> dict[str, Any]:
+        """Remove a finished job's files now (state expired; the record stays)."""
+        return self._check(self.http.delete(f"/jobs/{job_id}", params={"purge": "true"})).json()
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self._check(self.http.get(f"/jobs/{job_id}")).json()

@@ -1,11 +1,15 @@
 """Write the app's OpenAPI document to openapi/openapi.json (run after changing the API)."""
 
 import json
+import sys
 from pathlib import Path
 
-from service.main import create_app
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's code, whatever is installed
 
-OUT = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
+from service.main import create_app  # noqa: E402
+
+OUT = ROOT / "openapi" / "openapi.json"
 
 
 def render() -> str:

@@ -39,6 +39,27 @@ class Settings(BaseSettings):
     latency_warmup: int = Field(default=5, ge=0)
     latency_runs: int = Field(default=30, ge=1)
 
+    cancel_grace_s: float = Field(
+        default=30.0, ge=0,
+        description="How long a cancelling job may run on before the sweeper revokes its Celery task with terminate.",
+    )
+    max_attempts: int = Field(default=3, ge=1, description="Times a job may be started before a lost worker fails it.")
+    sweep_interval_s: float = Field(default=10.0, gt=0, description="How often a worker sweeps for lost, stuck and expired jobs.")
+    artifact_ttl_s: int = Field(
+        default=7 * 24 * 3600, ge=0,
+        description="Seconds after a job finished until its inputs and artifacts are removed (state expired); 0 keeps them forever.",
+    )
+    record_ttl_s: int = Field(default=30 * 24 * 3600, ge=1, description="How long an expired job's record is kept.")
+    idempotency_ttl_s: int = Field(default=24 * 3600, ge=1, description="How long an Idempotency-Key is remembered.")
+    max_queued_jobs: int = Field(default=0, ge=0, description="Refuse POST /jobs with 429 while this many jobs are queued; 0 = no limit.")
+    test_delay_s: float = Field(
+        default=0.0, ge=0,
+        description="Test-only: every job sleeps this long (checking for cancellation) before measuring.",
+    )
+    test_delay_cancellable: bool = Field(
+        default=True, description="Test-only: false makes the test delay ignore cancel requests (to exercise the grace revoke)."
+    )
+
     @property
     def artifacts_path(self) -> Path:
         return (self.artifact_dir or self.data_dir / "artifacts").expanduser()

@@ -1,8 +1,12 @@
 """What a worker does besides running jobs: heartbeat, catalog, upload inspection.
 
-On ``worker_ready`` (main process) it starts two daemon threads:
-- heartbeat: refreshes ``mp:worker:<hostname>`` (with a TTL) describing this worker;
-- inspector: answers the API's "does this state_dict fit that architecture?" requests.
+On ``worker_ready`` (main process) it starts three daemon threads:
+- heartbeat: refreshes ``mp:worker:<hostname>`` (with a TTL) describing this worker, including
+  ``instance``: an id made once per main process (pool children inherit it), so a restarted worker
+  with the same name is told apart from the one that died;
+- inspector: answers the API's "does this state_dict fit that architecture?" requests;
+- sweeper: requeues jobs whose worker is gone, finishes stuck cancels, expires old artifacts
+  (``worker/sweeper.py``).
 It also publishes the architecture catalog so the API can validate names and list them.
 """
 
@@ -15,6 +19,7 @@ import platform
 import socket
 import threading
 import time
+import uuid
 
 import redis
 from celery.signals import worker_ready, worker_shutdown
@@ -27,6 +32,8 @@ log = logging.getLogger("modelpress.worker")
 _stop = threading.Event()
 _identity: dict = {}
 
+INSTANCE = uuid.uuid4().hex  # made in the main process at import, before the pool forks
+
 
 def worker_description(queues: list[str]) -> dict:
     import torch
@@ -34,6 +41,7 @@ def worker_description(queues: list[str]) -> dict:
     cuda = torch.cuda.is_available()
     return {
         "name": _identity.get("name"),
+        "instance": INSTANCE,
         "queues": queues,
         "pid": os.getpid(),
         "host": socket.gethostname(),
@@ -100,6 +108,9 @@ def on_worker_ready(sender=None, **_):
     description = worker_description(queues)
     threading.Thread(target=_heartbeat_loop, args=(client, description, settings.worker_heartbeat_s), daemon=True, name="heartbeat").start()
     threading.Thread(target=_inspector_loop, args=(client,), daemon=True, name="inspector").start()
+    from worker.sweeper import sweeper_loop
+
+    threading.Thread(target=sweeper_loop, args=(settings, _stop), daemon=True, name="sweeper").start()
     log.info("modelpress worker %s ready on queues %s", description["name"], queues)
 
 

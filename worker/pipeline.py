@@ -50,6 +50,8 @@ def run_pipeline(
     warmup: int,
     runs: int,
     input_sha256: str,
+    delay_s: float = 0.0,
+    delay_cancellable: bool = True,
 ) -> PipelineResult:
     torch.manual_seed(spec.seed)
     device = torch.device(spec.device)
@@ -79,6 +81,14 @@ def run_pipeline(
         export.WRITERS[fmt](compressed, path, example)
         outputs.append(Output(name=name, format=fmt, path=path, media_type=export.MEDIA_TYPES[fmt]))
 
+    if delay_s:  # test-only (MODELPRESS_TEST_DELAY_S): a deterministic slow job, cancellable throughout
+        progress("measuring", None, 0.75, f"test delay: {delay_s} s")
+        deadline = time.monotonic() + delay_s
+        while time.monotonic() < deadline:
+            if delay_cancellable:
+                check_cancelled()
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+    check_cancelled()
     progress("measuring", None, 0.8, "measuring size, latency and fidelity")
     torch.set_num_threads(spec.evaluate.threads)
     primary = outputs[0]

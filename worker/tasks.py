@@ -17,8 +17,10 @@ from service.domain.job import ArtifactInfo, JobState, Progress, utcnow
 from service.domain.spec import JobSpec
 from service.queue import RUN_JOB_TASK
 from service.storage.artifacts import LocalArtifactStore
-from service.storage.jobs import JobNotFound, JobRepository
+from service.lifecycle import finish_cancel, instance_alive
+from service.storage.jobs import JobNotFound, JobRepository, NoChange
 from worker.celery_app import app
+from worker.lifecycle import INSTANCE
 
 log = logging.getLogger("modelpress.worker")
 
@@ -51,20 +53,35 @@ def run_job(self, job_id: str) -> None:
         log.warning("job %s is gone; dropping the message", job_id)
         return
     if record.terminal:
-        return  # redelivered after it finished: nothing to do
+        return  # redelivered after it finished, or cancelled while queued: nothing to do
     if record.state == JobState.cancelling:
-        jobs.transition(job_id, JobState.cancelled, finished_at=utcnow())
+        finish_cancel(jobs, store, job_id, "cancelled before a worker resumed it")
+        return
+    if (record.state == JobState.running and record.worker_instance not in (None, INSTANCE)
+            and instance_alive(jobs.redis, record.worker, record.worker_instance)):
+        log.warning("job %s is running on live worker %s; dropping this duplicate delivery", job_id, record.worker)
         return
 
     def claim(r):
+        if r.state not in (JobState.queued, JobState.running):
+            raise NoChange  # cancelled or finished since we looked
+        if r.attempts >= settings.max_attempts:
+            r.state = JobState.failed
+            r.finished_at = utcnow()
+            r.error = {"type": "https://modelpress.dev/problems/worker-lost", "title": "The job's worker was lost", "status": 500,
+                       "detail": f"the job was started {r.attempts} times and its worker died each time (max_attempts={settings.max_attempts})"}
+            return
         r.state = JobState.running
         r.started_at = r.started_at or utcnow()
         r.attempts += 1
         r.worker = self.request.hostname
+        r.worker_instance = INSTANCE
         r.progress = Progress(phase="starting", fraction=0.01, message="a worker picked up the job")
 
-    jobs.update(job_id, claim)  # a redelivery after a crash finds it running: claimed again in place
+    claimed = jobs.update(job_id, claim)  # a redelivery after a crash finds it running: claimed again in place
     store.remove_area(job_id, "outputs")  # leftovers of a crashed attempt
+    if claimed is None or claimed.state != JobState.running:
+        return
 
     def progress(phase: str, step: int | None, fraction: float, message: str) -> None:
         jobs.update(job_id, lambda r: setattr(r, "progress", Progress(phase=phase, step=step, fraction=fraction, message=message)))
@@ -92,6 +109,8 @@ def run_job(self, job_id: str) -> None:
             warmup=settings.latency_warmup,
             runs=settings.latency_runs,
             input_sha256=record.inputs[0].sha256 if record.inputs else "",
+            delay_s=settings.test_delay_s,
+            delay_cancellable=settings.test_delay_cancellable,
         )
         artifacts = []
         for output in result.outputs:
@@ -103,14 +122,16 @@ def run_job(self, job_id: str) -> None:
         jobs.transition(job_id, JobState.succeeded, artifacts=artifacts, summary=result.summary, finished_at=utcnow(),
                         progress=Progress(phase="done", fraction=1.0, message="finished"))
     except JobCancelled:
-        store.remove_area(job_id, "outputs")
-        jobs.transition(job_id, JobState.cancelled, finished_at=utcnow())
+        finish_cancel(jobs, store, job_id, "cancelled by request")
     except BaseException as exc:  # noqa: BLE001 - every failure must end the job with a reason
-        log.exception("job %s failed", job_id)
         store.remove_area(job_id, "outputs")
         try:
-            jobs.transition(job_id, JobState.failed, error=_failure(exc), finished_at=utcnow())
-        except ModelpressError:
+            if jobs.get(job_id).state == JobState.cancelling:  # e.g. terminated by the cancel grace revoke
+                finish_cancel(jobs, store, job_id, "cancelled by request (terminated)")
+            else:
+                log.exception("job %s failed", job_id)
+                jobs.transition(job_id, JobState.failed, error=_failure(exc), finished_at=utcnow())
+        except Exception:
             log.exception("could not mark job %s failed", job_id)
         if not isinstance(exc, Exception):
             raise

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from service.api.deps import JobsDep, StoreDep
 from service.api.views import Problem
-from service.domain.errors import Conflict
+from service.domain.errors import Conflict, Gone
 from service.domain.job import JobRecord, JobState
 from service.storage.artifacts import ArtifactNotFound
 
@@ -24,7 +24,14 @@ class JobNotFinished(Conflict):
     title = "The job has not finished"
 
 
+class JobExpired(Gone):
+    slug = "job-expired"
+    title = "The job's files were removed"
+
+
 def _require_succeeded(record: JobRecord) -> None:
+    if record.state == JobState.expired:
+        raise JobExpired(f"job {record.id} expired: {record.progress.message or 'its files were removed'}", state="expired")
     if record.state != JobState.succeeded:
         raise JobNotFinished(
             f"job {record.id} is {record.state.value}; artifacts and metrics exist once it has succeeded",
@@ -39,6 +46,7 @@ def _require_succeeded(record: JobRecord) -> None:
         200: {"content": {"application/octet-stream": {}}, "description": "The file, with Content-Length and Repr-Digest"},
         404: {"model": Problem},
         409: {"model": Problem, "description": "The job has not succeeded"},
+        410: {"model": Problem, "description": "The job's files were removed (retention or purge)"},
     },
     summary="Download one artifact",
 )
@@ -59,7 +67,7 @@ def download_artifact(job_id: str, name: str, jobs: JobsDep, store: StoreDep):
 
 @router.get(
     "/jobs/{job_id}/metrics",
-    responses={404: {"model": Problem}, 409: {"model": Problem}},
+    responses={404: {"model": Problem}, 409: {"model": Problem}, 410: {"model": Problem}},
     summary="The job's full metrics (size, latency, fidelity before and after)",
 )
 def get_metrics(job_id: str, jobs: JobsDep, store: StoreDep) -> JSONResponse:

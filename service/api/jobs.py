@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from service import intake
 from service.api.deps import JobsDep, RedisDep, SettingsDep, StoreDep
 from service.api.views import JobPage, JobView, Problem
-from service.domain.errors import InvalidSpec, InvalidUpload, Unavailable
-from service.domain.job import ArtifactInfo, JobRecord, JobState, new_job_id, utcnow
+from service.domain.errors import Conflict, InvalidSpec, InvalidUpload, TooManyJobs, Unavailable
+from service.domain.job import TERMINAL, ArtifactInfo, JobRecord, JobState, new_job_id, utcnow
 from service.domain.spec import JobSpec, parse_spec
 from service.inspection import inspect_state_dict, read_catalog
+from service.lifecycle import cancel_job, expire_job
+from service.storage import keys
 from service.queue import enqueue_job, queue_for
 
 log = logging.getLogger("modelpress.api")
@@ -25,9 +29,11 @@ router = APIRouter(tags=["jobs"])
 
 PROBLEMS = {
     404: {"model": Problem, "description": "Unknown job"},
+    409: {"model": Problem, "description": "Idempotency-Key reused with a different request"},
     413: {"model": Problem, "description": "Upload over the size limit"},
     415: {"model": Problem, "description": "Unsupported model format"},
     422: {"model": Problem, "description": "Invalid spec or unusable upload"},
+    429: {"model": Problem, "description": "Too many jobs are queued (MODELPRESS_MAX_QUEUED_JOBS)"},
     503: {"model": Problem, "description": "Redis or the queue is unavailable"},
 }
 
@@ -38,7 +44,21 @@ def base_url(request: Request, settings) -> str:
     return (settings.public_url or str(request.base_url)).rstrip("/")
 
 
-@router.post("/jobs", status_code=202, response_model=JobView, responses=PROBLEMS, summary="Submit a compression job")
+class IdempotencyKeyReused(Conflict):
+    slug = "idempotency-key-reused"
+    title = "This Idempotency-Key was used for a different request"
+
+
+IDEMPOTENCY_KEY_MAX = 255
+
+
+@router.post(
+    "/jobs",
+    status_code=202,
+    response_model=JobView,
+    responses={200: {"model": JobView, "description": "Idempotency-Key replay: the job created by the first request"}, **PROBLEMS},
+    summary="Submit a compression job",
+)
 def submit_job(
     request: Request,
     settings: SettingsDep,
@@ -47,6 +67,10 @@ def submit_job(
     store: StoreDep,
     model: Annotated[UploadFile, File(description="The model: a safetensors state_dict.")],
     spec: Annotated[str, Form(description="The job spec as JSON text (see the README, 'The job spec').")],
+    idempotency_key: Annotated[
+        str | None,
+        Header(max_length=IDEMPOTENCY_KEY_MAX, description="Retry-safe submission: the same key and the same request return the same job."),
+    ] = None,
 ):
     if len(spec.encode()) > settings.max_spec_bytes:
         raise InvalidSpec(f"spec is longer than {settings.max_spec_bytes} bytes")
@@ -54,14 +78,33 @@ def submit_job(
     staging = settings.artifacts_path / ".staging"
     staging.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=staging, prefix="upload-", delete=True) as tmp:
-        _copy_upload(model, tmp)
+        model_sha = _copy_upload(model, tmp)
         upload = Path(tmp.name)
+        idem_key = None
+        if idempotency_key:
+            fingerprint = hashlib.sha256((json.dumps(job_spec.model_dump(mode="json"), sort_keys=True) + model_sha).encode()).hexdigest()
+            idem_key = keys.idempotency("default", hashlib.sha256(idempotency_key.encode()).hexdigest())
+            replay = _replay(redis_client, jobs, idem_key, fingerprint)
+            if replay is not None:
+                view = JobView.of(replay, base_url(request, settings))
+                return JSONResponse(view.model_dump(mode="json"), status_code=200, headers={"Location": view.links.self})
+        if settings.max_queued_jobs and jobs.queued_count() >= settings.max_queued_jobs:
+            raise TooManyJobs(f"{settings.max_queued_jobs} jobs are already queued; retry later", limit=settings.max_queued_jobs)
         _check_model_upload(upload, job_spec, settings, redis_client)
         job_id = new_job_id()
+        if idem_key is not None and not redis_client.set(
+            idem_key, json.dumps({"fingerprint": fingerprint, "job_id": job_id}), nx=True, ex=settings.idempotency_ttl_s
+        ):
+            replay = _replay(redis_client, jobs, idem_key, fingerprint)  # a concurrent twin won the race
+            if replay is not None:
+                view = JobView.of(replay, base_url(request, settings))
+                return JSONResponse(view.model_dump(mode="json"), status_code=200, headers={"Location": view.links.self})
         try:
             size, sha = store.put_file(job_id, "inputs", MODEL_INPUT_NAME, upload)
         except OSError as exc:
             store.remove_job(job_id)
+            if idem_key is not None:
+                redis_client.delete(idem_key)
             raise Unavailable(f"could not store the upload: {exc}") from exc
     now = utcnow()
     record = JobRecord(
@@ -77,17 +120,43 @@ def submit_job(
         enqueue_job(settings.redis_url, job_id, record.queue)
     except Exception as exc:
         log.exception("could not queue job %s", job_id)
-        jobs.delete(job_id)
+        try:
+            jobs.delete(job_id)
+            if idem_key is not None:
+                redis_client.delete(idem_key)
+        except Exception:
+            log.exception("could not clean up job %s", job_id)
         store.remove_job(job_id)
         raise Unavailable("the job could not be queued; Redis may be down. Nothing was kept; retry later.") from exc
     view = JobView.of(record, base_url(request, settings))
     return JSONResponse(view.model_dump(mode="json"), status_code=202, headers={"Location": view.links.self})
 
 
-def _copy_upload(upload: UploadFile, target) -> None:
+def _replay(redis_client, jobs, idem_key: str, fingerprint: str) -> JobRecord | None:
+    """The job an earlier request with this Idempotency-Key created, if any; 409 if its request differed."""
+    raw = redis_client.get(idem_key)
+    if raw is None:
+        return None
+    stored = json.loads(raw)
+    if stored["fingerprint"] != fingerprint:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was first used with a different spec or model; use a new key for a new job",
+            job_id=stored["job_id"],
+        )
+    try:
+        return jobs.get(stored["job_id"])
+    except Exception:
+        raise Conflict("the first request with this Idempotency-Key is still being processed; retry shortly",
+                       slug="idempotency-key-in-flight", title="A request with this Idempotency-Key is in flight") from None
+
+
+def _copy_upload(upload: UploadFile, target) -> str:
+    digest = hashlib.sha256()
     while chunk := upload.file.read(1024 * 1024):
+        digest.update(chunk)
         target.write(chunk)
     target.flush()
+    return digest.hexdigest()
 
 
 def _check_model_upload(path: Path, spec: JobSpec, settings, redis_client) -> None:
@@ -137,3 +206,49 @@ def list_jobs(
 @router.get("/jobs/{job_id}", response_model=JobView, responses={404: PROBLEMS[404]}, summary="A job's state, progress and results")
 def get_job(job_id: str, request: Request, settings: SettingsDep, jobs: JobsDep):
     return JobView.of(jobs.get(job_id), base_url(request, settings))
+
+
+CANCEL_RESPONSES = {
+    200: {"model": JobView, "description": "Cancelled (it was queued), or purged (it had finished)"},
+    404: PROBLEMS[404],
+    409: {"model": Problem, "description": "The job has already finished (cancel), or has not (purge)"},
+}
+
+
+def _cancel(job_id: str, request: Request, settings, jobs, store) -> JSONResponse:
+    record = cancel_job(jobs, store, job_id)
+    view = JobView.of(record, base_url(request, settings))
+    return JSONResponse(view.model_dump(mode="json"), status_code=200 if record.terminal else 202)
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    status_code=202,
+    response_model=JobView,
+    responses=CANCEL_RESPONSES,
+    summary="Cancel a job: queued -> cancelled now; running -> cancelling, then cancelled",
+)
+def cancel(job_id: str, request: Request, settings: SettingsDep, jobs: JobsDep, store: StoreDep):
+    return _cancel(job_id, request, settings, jobs, store)
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=202,
+    response_model=JobView,
+    responses=CANCEL_RESPONSES,
+    summary="Cancel a job; with ?purge=true remove a finished job's files now (state expired, record kept)",
+)
+def delete_job(
+    job_id: str,
+    request: Request,
+    settings: SettingsDep,
+    jobs: JobsDep,
+    store: StoreDep,
+    purge: Annotated[bool, Query(description="On a finished job: remove its inputs and artifacts now.")] = False,
+):
+    record = jobs.get(job_id)
+    if purge and record.state in TERMINAL:
+        record = expire_job(jobs, store, job_id, record_ttl_s=settings.record_ttl_s, reason="purged on request") or jobs.get(job_id)
+        return JSONResponse(JobView.of(record, base_url(request, settings)).model_dump(mode="json"), status_code=200)
+    return _cancel(job_id, request, settings, jobs, store)

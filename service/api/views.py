@@ -35,6 +35,7 @@ class JobView(BaseModel):
     finished_at: datetime | None = None
     updated_at: datetime
     attempts: int
+    cancel_requested_at: datetime | None = None
     queue: str
     error: dict[str, Any] | None = Field(default=None, description="Problem details when the job failed.")
     spec: dict[str, Any]
@@ -51,7 +52,7 @@ class JobView(BaseModel):
             metrics=f"{root}/metrics",
             artifacts={a.name: f"{root}/artifacts/{a.name}" for a in record.artifacts},
         )
-        return cls(**record.model_dump(exclude={"tenant", "worker"}), links=links)
+        return cls(**record.model_dump(exclude={"tenant", "worker", "worker_instance"}), links=links)
 
 
 class JobPage(BaseModel):

@@ -2,12 +2,15 @@
 
     ModelpressError                       500 internal
     ├── NotFound                          404 job-not-found, artifact-not-found
-    ├── Conflict                          409 job-not-finished, illegal-transition
+    ├── Conflict                          409 job-not-finished, job-finished, illegal-transition,
+    │                                         idempotency-key-reused
+    ├── Gone                              410 job-expired (files removed by retention or purge)
     ├── InvalidSpec                       422 spec-invalid
     ├── InvalidUpload                     422 upload-invalid (corrupt, wrong keys, ...)
     ├── UnsafeUpload                      422 upload-unsafe (pickles)
     ├── UnsupportedUpload                 415 upload-unsupported (unknown format)
     ├── UploadTooLarge                    413 upload-too-large
+    ├── TooManyJobs                       429 too-many-jobs (MODELPRESS_MAX_QUEUED_JOBS)
     └── Unavailable                       503 unavailable (Redis or workers down)
 
 A failed job stores the same shape (``to_problem()``) in its record.
@@ -76,3 +79,15 @@ class UploadTooLarge(ModelpressError):
 
 class Unavailable(ModelpressError):
     status, slug, title = 503, "unavailable", "Service unavailable"
+
+
+class Gone(ModelpressError):
+    status, slug, title = 410, "gone", "Gone"
+
+
+class TooManyJobs(ModelpressError):
+    status, slug, title = 429, "too-many-jobs", "Too many jobs are waiting"
+
+    def __init__(self, detail: str, *, retry_after_s: int = 30, **extra: Any):
+        super().__init__(detail, **extra)
+        self.headers = {"Retry-After": str(retry_after_s)}

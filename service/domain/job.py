@@ -73,6 +73,8 @@ class JobRecord(BaseModel):
     updated_at: datetime
     attempts: int = 0
     worker: str | None = None
+    worker_instance: str | None = Field(default=None, description="the claiming worker process's instance id (heartbeat value)")
+    cancel_requested_at: datetime | None = None
     error: dict[str, Any] | None = None
     inputs: list[ArtifactInfo] = Field(default_factory=list)
     artifacts: list[ArtifactInfo] = Field(default_factory=list)

@@ -17,6 +17,27 @@ class JobNotFound(NotFound):
     title = "Job not found"
 
 
+class NoChange(Exception):
+    """Raised by an ``update`` change function to leave the record as it is (``update`` returns None)."""
+
+
+def _index(pipe, record: JobRecord) -> None:
+    """Keep the state indexes (live, queued, finished) in step with the record, inside its MULTI."""
+    if record.state == JobState.queued:
+        pipe.sadd(keys.queued_jobs(), record.id)
+    else:
+        pipe.srem(keys.queued_jobs(), record.id)
+    if record.terminal:
+        pipe.srem(keys.live_jobs(), record.id)
+        if record.state == JobState.expired:
+            pipe.zrem(keys.finished_jobs(), record.id)
+        else:
+            finished = (record.finished_at or record.updated_at).timestamp()
+            pipe.zadd(keys.finished_jobs(), {record.id: finished})
+    else:
+        pipe.sadd(keys.live_jobs(), record.id)
+
+
 class JobRepository:
     def __init__(self, client: redis.Redis):
         self.redis = client
@@ -25,7 +46,8 @@ class JobRepository:
         pipe = self.redis.pipeline()
         pipe.set(keys.job(record.id), record.model_dump_json(), nx=True)
         pipe.zadd(keys.jobs_index(), {record.id: record.created_at.timestamp() * 1000})
-        created, _ = pipe.execute()
+        _index(pipe, record)
+        created = pipe.execute()[0]
         if not created:
             raise RuntimeError(f"job id collision: {record.id}")
 
@@ -38,8 +60,10 @@ class JobRepository:
     def exists(self, job_id: str) -> bool:
         return bool(self.redis.exists(keys.job(job_id)))
 
-    def update(self, job_id: str, change: Callable[[JobRecord], None]) -> JobRecord:
-        """Apply ``change`` to the record atomically (optimistic locking); transitions are checked."""
+    def update(self, job_id: str, change: Callable[[JobRecord], None]) -> JobRecord | None:
+        """Apply ``change`` to the record atomically (optimistic locking); transitions are checked.
+
+        ``change`` may raise ``NoChange`` to leave the record alone; then this returns None."""
         key = keys.job(job_id)
         while True:
             with self.redis.pipeline() as pipe:
@@ -50,12 +74,16 @@ class JobRepository:
                         raise JobNotFound(f"no job with id {job_id!r}")
                     record = JobRecord.model_validate_json(raw)
                     before = record.state
-                    change(record)
+                    try:
+                        change(record)
+                    except NoChange:
+                        return None
                     if record.state != before:
                         check_transition(before, record.state)
                     record.updated_at = utcnow()
                     pipe.multi()
                     pipe.set(key, record.model_dump_json())
+                    _index(pipe, record)
                     pipe.execute()
                 except redis.WatchError:
                     continue
@@ -68,7 +96,46 @@ class JobRepository:
             for name, value in fields.items():
                 setattr(record, name, value)
 
-        return self.update(job_id, change)
+        record = self.update(job_id, change)
+        assert record is not None
+        return record
+
+    def get_many(self, job_ids: list[str]) -> list[JobRecord]:
+        if not job_ids:
+            return []
+        raws = self.redis.mget([keys.job(i) for i in job_ids])
+        return [JobRecord.model_validate_json(raw) for raw in raws if raw is not None]
+
+    def live_ids(self) -> list[str]:
+        return sorted(_text(i) for i in self.redis.smembers(keys.live_jobs()))
+
+    def finished_before(self, timestamp: float, limit: int = 500) -> list[str]:
+        return [_text(i) for i in self.redis.zrangebyscore(keys.finished_jobs(), "-inf", timestamp, start=0, num=limit)]
+
+    def queued_count(self) -> int:
+        return int(self.redis.scard(keys.queued_jobs()))
+
+    def keep_record_for(self, job_id: str, seconds: int) -> None:
+        """Let the record (and its log) disappear after ``seconds``; its index entry is pruned later."""
+        pipe = self.redis.pipeline()
+        pipe.expire(keys.job(job_id), max(1, seconds))
+        pipe.expire(keys.job_log(job_id), max(1, seconds))
+        pipe.execute()
+
+    def prune_index(self, before_ms: float, limit: int = 1000) -> int:
+        """Drop index entries (older than ``before_ms``) whose record has expired."""
+        ids = [_text(i) for i in self.redis.zrangebyscore(keys.jobs_index(), "-inf", before_ms, start=0, num=limit)]
+        if not ids:
+            return 0
+        gone = [i for i, raw in zip(ids, self.redis.mget([keys.job(i) for i in ids])) if raw is None]
+        if gone:
+            pipe = self.redis.pipeline()
+            pipe.zrem(keys.jobs_index(), *gone)
+            pipe.zrem(keys.finished_jobs(), *gone)
+            pipe.srem(keys.live_jobs(), *gone)
+            pipe.srem(keys.queued_jobs(), *gone)
+            pipe.execute()
+        return len(gone)
 
     def list(self, *, state: JobState | None = None, limit: int = 20, cursor: int = 0) -> tuple[list[JobRecord], int | None]:
         """Newest first. ``cursor`` is an offset into the index; returns the next cursor or None."""
@@ -96,7 +163,14 @@ class JobRepository:
         pipe = self.redis.pipeline()
         pipe.delete(keys.job(job_id), keys.job_log(job_id))
         pipe.zrem(keys.jobs_index(), job_id)
+        pipe.zrem(keys.finished_jobs(), job_id)
+        pipe.srem(keys.live_jobs(), job_id)
+        pipe.srem(keys.queued_jobs(), job_id)
         pipe.execute()
 
     def publish(self, job_id: str, event: dict[str, Any]) -> None:
         self.redis.publish(keys.job_events(job_id), json.dumps(event, default=str))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

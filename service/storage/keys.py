@@ -13,6 +13,31 @@ def jobs_index() -> str:
     return f"{PREFIX}jobs"
 
 
+def live_jobs() -> str:
+    """Set: ids of jobs not yet finished (queued, running, cancelling); the sweeper walks it."""
+    return f"{PREFIX}jobs:live"
+
+
+def queued_jobs() -> str:
+    """Set: ids of queued jobs (MODELPRESS_MAX_QUEUED_JOBS counts it)."""
+    return f"{PREFIX}jobs:queued"
+
+
+def finished_jobs() -> str:
+    """Sorted set: ids of finished (succeeded, failed, cancelled) jobs scored by finished_at (s); retention walks it."""
+    return f"{PREFIX}jobs:finished"
+
+
+def idempotency(tenant: str, key_digest: str) -> str:
+    """String with TTL: {fingerprint, job_id} for one Idempotency-Key (sha256 of the header value)."""
+    return f"{PREFIX}idem:{tenant}:{key_digest}"
+
+
+def sweeper_lock() -> str:
+    """String with TTL: held by the one worker sweeping this period."""
+    return f"{PREFIX}sweeper:lock"
+
+
 def job_events(job_id: str) -> str:
     """Pub/sub channel: progress and state events of one job."""
     return f"{PREFIX}events:{job_id}"

@@ -11,20 +11,18 @@ from modelpress.stack import Stack, tail
 MAX_UPLOAD_BYTES = 3 * 1024 * 1024  # small, so the oversized-upload test is cheap
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("stack")
-    s = Stack(
-        data_dir=data_dir,
-        api_port=free_port(),
-        extra_env={
-            "MODELPRESS_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
-            "MODELPRESS_LATENCY_RUNS": "10",
-            "MODELPRESS_LATENCY_WARMUP": "3",
-            "MODELPRESS_WORKER_HEARTBEAT_S": "1",
-            "MODELPRESS_INSPECT_TIMEOUT_S": "60",  # CI machines are slow; a skipped check would accept the upload
-        },
-    )
+FAST_ENV = {
+    "MODELPRESS_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
+    "MODELPRESS_LATENCY_RUNS": "10",
+    "MODELPRESS_LATENCY_WARMUP": "3",
+    "MODELPRESS_WORKER_HEARTBEAT_S": "1",
+    "MODELPRESS_INSPECT_TIMEOUT_S": "60",  # CI machines are slow; a skipped check would accept the upload
+}
+
+
+def start_stack(data_dir, **env: str) -> Stack:
+    """A private stack (redis-server, uvicorn, one Celery worker); ``env`` adds MODELPRESS_ settings."""
+    s = Stack(data_dir=data_dir, api_port=free_port(), extra_env={**FAST_ENV, **env})
     try:
         s.start(ready_timeout=180)
     except Exception:
@@ -32,6 +30,12 @@ def stack(tmp_path_factory):
             print(f"--- {child.name} ---\n{tail(child.log_path, 60)}")
         s.stop()
         raise
+    return s
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    s = start_stack(tmp_path_factory.mktemp("stack"))
     yield s
     s.stop()
 
@@ -45,3 +49,29 @@ def api(stack):
 @pytest.fixture
 def artifact_root(stack):
     return stack.data_dir / "artifacts"
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A bare private redis-server (no API, no worker), flushed per test."""
+    import redis as redis_lib
+
+    from modelpress.redis_server import redis_command
+    from modelpress.stack import Child
+
+    (tmp_path / "redis").mkdir()
+    port = free_port()
+    child = Child("redis", redis_command(tmp_path / "redis", port, "pw"), tmp_path / "redis.out", {})
+    child.start()
+    client = redis_lib.Redis.from_url(f"redis://:pw@127.0.0.1:{port}/0", socket_timeout=5)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis_lib.RedisError:
+            import time
+
+            time.sleep(0.05)
+    yield client
+    client.close()
+    child.stop(timeout=5)

@@ -16,10 +16,11 @@ def spec(*steps: dict, **extra) -> dict:
     return {"model": MLP_MODEL, "steps": list(steps), **extra}
 
 
-def submit(api: httpx.Client, model: Path | bytes, job_spec: dict | str, *, filename: str = "model.safetensors") -> httpx.Response:
+def submit(api: httpx.Client, model: Path | bytes, job_spec: dict | str, *, filename: str = "model.safetensors",
+           headers: dict[str, str] | None = None) -> httpx.Response:
     content = model.read_bytes() if isinstance(model, Path) else model
     text = job_spec if isinstance(job_spec, str) else json.dumps(job_spec)
-    return api.post("/jobs", files={"model": (filename, content, "application/octet-stream")}, data={"spec": text})
+    return api.post("/jobs", files={"model": (filename, content, "application/octet-stream")}, data={"spec": text}, headers=headers)
 
 
 def wait(api: httpx.Client, job_id: str, timeout: float = 180) -> dict:
@@ -43,3 +44,24 @@ def stored_job_dirs(root: Path) -> set[str]:
 def staging_files(root: Path) -> list[Path]:
     staging = root / ".staging"
     return list(staging.iterdir()) if staging.exists() else []
+
+
+def wait_for(api: httpx.Client, job_id: str, predicate, timeout: float = 60) -> dict:
+    """Poll until ``predicate(job)`` holds (e.g. it is running its test delay)."""
+    deadline = time.monotonic() + timeout
+    job: dict = {}
+    while time.monotonic() < deadline:
+        job = api.get(f"/jobs/{job_id}").json()
+        if predicate(job):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} never reached the expected point: {job}")
+
+
+def in_test_delay(job: dict) -> bool:
+    return job["state"] == "running" and job["progress"]["message"].startswith("test delay")
+
+
+def output_files(root: Path, job_id: str) -> list[str]:
+    outputs = root / job_id / "outputs"
+    return sorted(p.name for p in outputs.iterdir()) if outputs.exists() else []
