@@ -40,6 +40,18 @@ def _failure(exc: BaseException) -> dict:
             "detail": f"{type(exc).__name__}: {exc}"}
 
 
+def _logger(jobs: JobRepository, job_id: str):
+    """The job's log (capped Redis list + live pub/sub); a lost line never fails the job."""
+
+    def say(message: str, level: str = "info") -> None:
+        try:
+            jobs.log(job_id, message, level)
+        except Exception:  # noqa: BLE001
+            log.warning("could not write a log line of job %s", job_id, exc_info=True)
+
+    return say
+
+
 @app.task(name=RUN_JOB_TASK, bind=True)
 def run_job(self, job_id: str) -> None:
     settings = get_settings()
@@ -63,11 +75,17 @@ def run_job(self, job_id: str) -> None:
         r.worker = self.request.hostname
         r.progress = Progress(phase="starting", fraction=0.01, message="a worker picked up the job")
 
-    jobs.update(job_id, claim)  # a redelivery after a crash finds it running: claimed again in place
+    record = jobs.update(job_id, claim)  # a redelivery after a crash finds it running: claimed again in place
+    say = _logger(jobs, job_id)
+    say(f"attempt {record.attempts} on worker {self.request.hostname}")
     store.remove_area(job_id, "outputs")  # leftovers of a crashed attempt
+    last_message = [""]
 
     def progress(phase: str, step: int | None, fraction: float, message: str) -> None:
         jobs.update(job_id, lambda r: setattr(r, "progress", Progress(phase=phase, step=step, fraction=fraction, message=message)))
+        if message != last_message[0]:
+            last_message[0] = message
+            say(f"[{phase} {fraction:.0%}] {message}")
 
     def check_cancelled() -> None:
         if jobs.get(job_id).state == JobState.cancelling:
@@ -100,16 +118,22 @@ def run_job(self, job_id: str) -> None:
         metrics_path = workdir / METRICS_FILE
         metrics_path.write_text(json.dumps(result.metrics, indent=2, default=str))
         store.put_file(job_id, "outputs", METRICS_FILE, metrics_path)
+        for warning in result.metrics.get("verdict", {}).get("warnings", []):
+            say(f"warning: {warning}", "warning")
+        say("succeeded: " + ", ".join(f"{a.name} ({a.bytes} bytes)" for a in artifacts))
         jobs.transition(job_id, JobState.succeeded, artifacts=artifacts, summary=result.summary, finished_at=utcnow(),
                         progress=Progress(phase="done", fraction=1.0, message="finished"))
     except JobCancelled:
         store.remove_area(job_id, "outputs")
+        say("cancelled; partial outputs removed")
         jobs.transition(job_id, JobState.cancelled, finished_at=utcnow())
     except BaseException as exc:  # noqa: BLE001 - every failure must end the job with a reason
         log.exception("job %s failed", job_id)
         store.remove_area(job_id, "outputs")
+        problem = _failure(exc)
+        say(f"failed: {problem['detail']}", "error")
         try:
-            jobs.transition(job_id, JobState.failed, error=_failure(exc), finished_at=utcnow())
+            jobs.transition(job_id, JobState.failed, error=problem, finished_at=utcnow())
         except ModelpressError:
             log.exception("could not mark job %s failed", job_id)
         if not isinstance(exc, Exception):

@@ -57,3 +57,14 @@ class JobView(BaseModel):
 class JobPage(BaseModel):
     items: list[JobView]
     next_cursor: int | None = Field(default=None, description="Pass as ?cursor= for the next page; null at the end.")
+
+
+class LogLine(BaseModel):
+    ts: datetime
+    level: str = Field(description="info, warning or error")
+    message: str
+
+
+class LogPage(BaseModel):
+    job_id: str
+    lines: list[LogLine] = Field(description="Oldest first; the store keeps the newest 1000.")
