@@ -1,0 +1,32 @@
+"""Metrics schema, report and Prometheus metrics, through the real stack."""
+
+from __future__ import annotations
+
+import jsonschema
+import pytest
+
+from tests.integration.helpers import spec, submit, wait
+
+PRUNE = {"method": "prune", "kind": "magnitude", "scope": "global", "amount": 0.8}
+INT8 = {"method": "quantize", "kind": "dynamic_int8"}
+
+
+@pytest.fixture(scope="module")
+def finished_job(stack, digits_mlp_path):
+    import httpx
+
+    with httpx.Client(base_url=stack.base_url, timeout=60) as api:
+        job = submit(api, digits_mlp_path, spec(PRUNE, INT8, evaluate={"latency": True, "batch_sizes": [1, 16]})).json()
+        job = wait(api, job["id"])
+    assert job["state"] == "succeeded", job
+    return job
+
+
+def test_real_job_metrics_validate_against_the_published_schema(api, finished_job):
+    schema = api.get("/schemas/metrics")
+    assert schema.status_code == 200
+    metrics = api.get(f"/jobs/{finished_job['id']}/metrics").json()
+    jsonschema.validate(metrics, schema.json())
+    assert metrics["schema"] == "modelpress.metrics/v1"
+    assert metrics["after"]["layers"][0]["dtype"] == "qint8"
+    assert set(metrics["provenance"]["cpu"]["flags"]) >= {"avx2", "avx512", "vnni", "amx"}
