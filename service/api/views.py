@@ -23,6 +23,9 @@ class Problem(BaseModel):
 class JobLinks(BaseModel):
     self: str
     metrics: str
+    report: str
+    events: str
+    logs: str
     artifacts: dict[str, str] = Field(default_factory=dict)
 
 
@@ -49,6 +52,9 @@ class JobView(BaseModel):
         links = JobLinks(
             self=root,
             metrics=f"{root}/metrics",
+            report=f"{root}/report",
+            events=f"{root}/events",
+            logs=f"{root}/logs",
             artifacts={a.name: f"{root}/artifacts/{a.name}" for a in record.artifacts},
         )
         return cls(**record.model_dump(exclude={"tenant", "worker"}), links=links)

@@ -30,3 +30,15 @@ def test_real_job_metrics_validate_against_the_published_schema(api, finished_jo
     assert metrics["schema"] == "modelpress.metrics/v1"
     assert metrics["after"]["layers"][0]["dtype"] == "qint8"
     assert set(metrics["provenance"]["cpu"]["flags"]) >= {"avx2", "avx512", "vnni", "amx"}
+
+
+def test_report_is_a_downloadable_html_page_with_svg_plots(api, finished_job):
+    response = api.get(f"/jobs/{finished_job['id']}/report")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    html = response.text
+    assert html.count("<svg") == 3 and "<script" not in html
+    assert finished_job["id"] in html and "Verdict" in html and "batch 16" in html
+    download = api.get(f"/jobs/{finished_job['id']}/report", params={"download": True})
+    assert download.headers["content-disposition"] == f'attachment; filename="{finished_job["id"]}-report.html"'
+    assert finished_job["links"]["report"].endswith(f"/jobs/{finished_job['id']}/report")
