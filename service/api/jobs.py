@@ -54,7 +54,7 @@ def submit_job(
     staging = settings.artifacts_path / ".staging"
     staging.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=staging, prefix="upload-", delete=True) as tmp:
-        _copy_upload(model, tmp)
+        request.app.state.prom.upload_bytes.inc(_copy_upload(model, tmp))
         upload = Path(tmp.name)
         _check_model_upload(upload, job_spec, settings, redis_client)
         job_id = new_job_id()
@@ -80,14 +80,18 @@ def submit_job(
         jobs.delete(job_id)
         store.remove_job(job_id)
         raise Unavailable("the job could not be queued; Redis may be down. Nothing was kept; retry later.") from exc
+    request.app.state.prom.submitted.inc()
     view = JobView.of(record, base_url(request, settings))
     return JSONResponse(view.model_dump(mode="json"), status_code=202, headers={"Location": view.links.self})
 
 
-def _copy_upload(upload: UploadFile, target) -> None:
+def _copy_upload(upload: UploadFile, target) -> int:
+    copied = 0
     while chunk := upload.file.read(1024 * 1024):
         target.write(chunk)
+        copied += len(chunk)
     target.flush()
+    return copied
 
 
 def _check_model_upload(path: Path, spec: JobSpec, settings, redis_client) -> None:

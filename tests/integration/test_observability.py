@@ -42,3 +42,31 @@ def test_report_is_a_downloadable_html_page_with_svg_plots(api, finished_job):
     download = api.get(f"/jobs/{finished_job['id']}/report", params={"download": True})
     assert download.headers["content-disposition"] == f'attachment; filename="{finished_job["id"]}-report.html"'
     assert finished_job["links"]["report"].endswith(f"/jobs/{finished_job['id']}/report")
+
+
+def sample(text: str, name: str, **labels) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+    raise KeyError(f"{name} {labels} not in the exposition")
+
+
+def test_prometheus_metrics_count_jobs_queues_and_uploads(api, finished_job, digits_mlp_path):
+    response = api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert sample(text, "modelpress_redis_up") == 1
+    assert sample(text, "modelpress_jobs", state="succeeded") >= 1
+    assert sample(text, "modelpress_jobs", state="expired") == 0
+    assert sample(text, "modelpress_job_duration_seconds_count", method="prune+quantize") >= 1
+    assert sample(text, "modelpress_job_duration_seconds_bucket", method="prune+quantize", le="+Inf") >= 1
+    assert sample(text, "modelpress_queue_depth", queue="cpu") >= 0
+    assert sample(text, "modelpress_queue_depth", queue="gpu") >= 0
+    uploaded = sample(text, "modelpress_upload_bytes_total")
+    assert uploaded >= digits_mlp_path.stat().st_size
+    # the route does not shadow the job's metrics
+    assert api.get(f"/jobs/{finished_job['id']}/metrics").json()["schema"] == "modelpress.metrics/v1"
