@@ -45,6 +45,7 @@ async def _stream(request: Request, record: JobRecord, pubsub) -> AsyncIterator[
     seq = 0
     try:
         first = update_event(record)
+        first.pop("event")
         yield "retry: 2000\n" + sse("state", first, seq)
         if record.terminal:
             yield sse("end", first, seq + 1)

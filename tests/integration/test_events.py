@@ -32,6 +32,7 @@ def test_events_stream_progress_until_the_job_ends(stack, api, digits_mlp_path):
     events = read_events(stack.base_url, job["id"])  # returns because the server ends the stream
     kinds = [k for k, _ in events]
     assert kinds[0] == "state" and events[0][1]["id"] == job["id"]  # starts with the current state
+    assert all("event" not in data for _, data in events)  # the SSE event name is the type, not a field
     assert kinds[-1] == "end" and events[-1][1]["state"] == "succeeded"
     assert events[-1][1]["summary"]["size_ratio"] > 1
     progress = [e for k, e in events if k == "progress"]
