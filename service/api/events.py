@@ -59,6 +59,13 @@ async def _stream(request: Request, record: JobRecord, pubsub) -> AsyncIterator[
             if message is None:
                 if time.monotonic() - last_write >= heartbeat:
                     last_write = time.monotonic()
+                    current = await _reread(request, record.id)  # pub/sub is fire-and-forget: never hang on a lost event
+                    if current is None or current.terminal:
+                        final = update_event(current) if current else {"id": record.id, "state": "deleted", "terminal": True}
+                        final.pop("event", None)
+                        yield sse("state", final, seq + 1)
+                        yield sse("end", final, seq + 2)
+                        return
                     yield ": keep-alive\n\n"
                 continue
             try:
@@ -83,6 +90,11 @@ async def _stream(request: Request, record: JobRecord, pubsub) -> AsyncIterator[
     finally:
         await pubsub.unsubscribe()
         await pubsub.aclose()
+
+
+async def _reread(request: Request, job_id: str) -> JobRecord | None:
+    raw = await request.app.state.aredis.get(keys.job(job_id))
+    return JobRecord.model_validate_json(raw) if raw is not None else None
 
 
 @router.get(
