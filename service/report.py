@@ -10,6 +10,7 @@ from html import escape
 from typing import Any, Iterable
 
 BEFORE, AFTER = "#8da0cb", "#e78a4e"
+FIDELITY_CAUTION = 0.99  # output cosine below this earns a caution in the report (the verdict is unchanged)
 MAX_LAYERS = 40  # the chart shows the largest layers; the table lists all
 
 CSS = """
@@ -110,11 +111,15 @@ def render_report(job: dict[str, Any], metrics: dict[str, Any], links: dict[str,
     """``job``: the job record as JSON (id, state, spec, artifacts, times); ``metrics``: metrics.json."""
     b, a, v, f = metrics["before"], metrics["after"], metrics["verdict"], metrics["fidelity"]
     links = links or {}
-    ok = v.get("smaller") and v.get("faster") is not False and not v.get("warnings")
+    cautions = list(v.get("warnings", []))
+    if f["cosine_similarity"] < FIDELITY_CAUTION:
+        cautions.append(f"the outputs differ noticeably from the original's (cosine {f['cosine_similarity']:.4f} on "
+                        f"{f.get('inputs', 'the comparison inputs')}); check accuracy on real data before using it")
+    ok = v.get("smaller") and v.get("faster") is not False and not cautions
     headline = (f"{v['size_ratio']:.2f}x {'smaller' if v['smaller'] else 'size (not smaller)'}"
                 + (f", {v['speedup']:.2f}x speed ({'faster' if v.get('faster') else 'not faster'})" if v.get("speedup") else "")
                 + f", output cosine {f['cosine_similarity']:.4f}")
-    warnings = "".join(f"<li>{escape(w)}</li>" for w in v.get("warnings", []))
+    warnings = "".join(f"<li>{escape(w)}</li>" for w in cautions)
     summary_rows = [
         ("file size", _bytes(b["file_bytes"]), _bytes(a["file_bytes"]), f"{v['size_ratio']:.2f}x smaller" if v["smaller"] else f"{v['size_ratio']:.2f}x (not smaller)"),
         ("parameter bytes", _bytes(b["parameter_bytes"]), _bytes(a["parameter_bytes"]), ""),

@@ -67,3 +67,12 @@ def test_report_without_latency_has_no_latency_plot():
                "verdict": {k: v for k, v in METRICS["verdict"].items() if k not in ("speedup", "faster", "speedups")}}
     html = render_report(JOB, metrics)
     assert "Latency p50" not in html and html.count("<svg") == 2
+
+
+def test_low_fidelity_earns_a_caution_and_a_warning_box():
+    assert 'class="verdict good"' not in render_report(JOB, METRICS)  # not faster: warn
+    fine = {**METRICS, "verdict": {**METRICS["verdict"], "faster": True, "speedup": 1.3, "warnings": []}}
+    assert 'class="verdict good"' in render_report(JOB, fine)
+    poor = {**fine, "fidelity": {**METRICS["fidelity"], "cosine_similarity": 0.87}}
+    html = render_report(JOB, poor)
+    assert 'class="verdict warn"' in html and "the outputs differ noticeably" in html
