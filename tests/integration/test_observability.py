@@ -70,3 +70,19 @@ def test_prometheus_metrics_count_jobs_queues_and_uploads(api, finished_job, dig
     assert uploaded >= digits_mlp_path.stat().st_size
     # the route does not shadow the job's metrics
     assert api.get(f"/jobs/{finished_job['id']}/metrics").json()["schema"] == "modelpress.metrics/v1"
+
+
+def test_queue_depth_reads_celery_lists(stack, api):
+    import redis
+
+    from service.storage import keys
+
+    client = redis.Redis.from_url(stack.redis_url)
+    key = keys.celery_queue("gpu")  # the test stack runs no gpu worker: nothing consumes it
+    client.rpush(key, b"{}", b"{}")
+    try:
+        text = api.get("/metrics").text
+        assert sample(text, "modelpress_queue_depth", queue="gpu") == 2
+    finally:
+        client.delete(key)
+    assert sample(api.get("/metrics").text, "modelpress_queue_depth", queue="gpu") == 0
