@@ -22,6 +22,16 @@ DEMO_SPEC = {
 }
 
 
+# exit codes: meaningful to scripts
+EXIT_OK = 0  # done (or submitted, without --wait); the job succeeded / is still going
+EXIT_JOB_FAILED = 1  # the job ended failed
+EXIT_API_ERROR = 2  # the API refused the request (problem details on stderr), or bad usage
+EXIT_JOB_CANCELLED = 3  # the job ended cancelled or expired
+EXIT_UNREACHABLE = 4  # no answer from the API (connection refused, timeout)
+
+STATE_EXIT = {"failed": EXIT_JOB_FAILED, "cancelled": EXIT_JOB_CANCELLED, "expired": EXIT_JOB_CANCELLED}
+
+
 def _settings():
     from service.config import Settings
 
@@ -152,26 +162,104 @@ def _client(args) -> ModelpressClient:
     return ModelpressClient(args.url)
 
 
+def follow(client: ModelpressClient, job_id: str, on_update=None) -> dict:
+    """Wait for the job, fed by its event stream; falls back to polling if the stream fails."""
+    import httpx
+
+    try:
+        for event in client.events(job_id, timeout=120):
+            if event["event"] in ("state", "progress", "end") and on_update:
+                on_update(event)
+            if event["event"] == "end":
+                break
+    except (httpx.HTTPError, ApiError, ValueError) as exc:
+        print(f"\n(event stream unavailable: {exc}; polling)", file=sys.stderr)
+        return client.wait(job_id, on_update=on_update)
+    return client.job(job_id)
+
+
+def verdict_line(metrics: dict) -> str:
+    v, f = metrics["verdict"], metrics["fidelity"]
+    parts = [f"{v['size_ratio']:.2f}x {'smaller' if v['smaller'] else 'size: NOT smaller'}"]
+    if v.get("speedup") is not None:
+        parts.append(f"{v['speedup']:.2f}x speed ({'faster' if v.get('faster') else 'not faster'})")
+    parts.append(f"output cosine {f['cosine_similarity']:.4f}")
+    if f.get("top1_agreement") is not None:
+        parts.append(f"top-1 agreement {f['top1_agreement']:.1%}")
+    return "verdict: " + ", ".join(parts)
+
+
 def cmd_submit(args) -> int:
     spec = json.loads(Path(args.spec).read_text())
     with _client(args) as client:
         job = client.submit(args.model, spec, idempotency_key=args.idempotency_key)
+        if not args.json:
+            print(f"submitted {job['id']}", file=sys.stderr)
         if args.wait or args.download:
-            job = client.wait(job["id"], on_update=None if args.json else lambda j: print(progress_bar(j), end="", file=sys.stderr, flush=True))
+            show = None if args.json else lambda j: print(progress_bar(j), end="", file=sys.stderr, flush=True)
+            job = follow(client, job["id"], on_update=show)
             if not args.json:
                 print(file=sys.stderr)
+        metrics = client.metrics(job["id"]) if job["state"] == "succeeded" else None
         if args.download and job["state"] == "succeeded":
             Path(args.download).mkdir(parents=True, exist_ok=True)
             for artifact in job["artifacts"]:
                 client.download(job["id"], artifact["name"], args.download)
-        _print(job, args)
-        return 0 if job["state"] in ("queued", "running", "succeeded") else 1
+        if args.json:
+            print(json.dumps({**job, "verdict": metrics["verdict"] if metrics else None}, indent=2))
+        else:
+            _print(job, args)
+            if metrics:
+                print(verdict_line(metrics))
+                for warning in metrics["verdict"]["warnings"]:
+                    print(f"warning: {warning}")
+                print(f"report: {job['links']['report']}")
+        return STATE_EXIT.get(job["state"], EXIT_OK)
 
 
 def cmd_status(args) -> int:
     with _client(args) as client:
-        _print(client.job(args.job_id), args)
-    return 0
+        job = client.job(args.job_id)
+    _print(job, args)
+    return STATE_EXIT.get(job["state"], EXIT_OK)
+
+
+def cmd_logs(args) -> int:
+    with _client(args) as client:
+        if args.follow:
+            for line in client.logs(args.job_id, tail=args.tail):
+                _print_log(line, args)
+            for event in client.events(args.job_id, timeout=120):
+                if event["event"] == "log":
+                    _print_log(event, args)
+                elif event["event"] == "end":
+                    return STATE_EXIT.get(event["state"], EXIT_OK)
+            return EXIT_OK
+        lines = client.logs(args.job_id, tail=args.tail)
+    if args.json:
+        print(json.dumps(lines, indent=2))
+    else:
+        for line in lines:
+            _print_log(line, args)
+    return EXIT_OK
+
+
+def _print_log(line: dict, args) -> None:
+    if args.json:
+        print(json.dumps({k: line[k] for k in ("ts", "level", "message")}), flush=True)
+    else:
+        print(f"{line['ts']}  {line['level']:<7} {line['message']}", flush=True)
+
+
+def cmd_report(args) -> int:
+    out = Path(args.out or f"{args.job_id}-report.html")
+    with _client(args) as client:
+        html = client.report(args.job_id, out)
+    if args.json:
+        print(json.dumps({"job_id": args.job_id, "path": str(out), "bytes": len(html.encode())}))
+    else:
+        print(out)
+    return EXIT_OK
 
 
 def cmd_list(args) -> int:
@@ -257,6 +345,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--purge", action="store_true", help="a finished job: remove its inputs and artifacts now")
     c.set_defaults(func=cmd_cancel)
 
+    lg = remote(sub.add_parser("logs", help="print a job's log"))
+    lg.add_argument("job_id")
+    lg.add_argument("--tail", type=int, help="only the last N lines")
+    lg.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until the job ends")
+    lg.set_defaults(func=cmd_logs)
+
+    rp = remote(sub.add_parser("report", help="save a finished job's HTML report"))
+    rp.add_argument("job_id")
+    rp.add_argument("-o", "--out", help="file to write (default: JOB-report.html)")
+    rp.set_defaults(func=cmd_report)
+
     d = remote(sub.add_parser("download", help="download artifacts"))
     d.add_argument("job_id")
     d.add_argument("name", nargs="?")
@@ -266,14 +365,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import httpx
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except ApiError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.problem.get("errors") or exc.problem.get("missing"):
-            print(json.dumps(exc.problem, indent=2), file=sys.stderr)
-        return 2
+        if getattr(args, "json", False):
+            print(json.dumps({"status": exc.status, **exc.problem}, indent=2), file=sys.stderr)
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+            if exc.problem.get("errors") or exc.problem.get("missing"):
+                print(json.dumps(exc.problem, indent=2), file=sys.stderr)
+        return EXIT_API_ERROR
+    except httpx.TransportError as exc:
+        print(f"error: no answer from {getattr(args, 'url', 'the API')}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import httpx
 
@@ -71,6 +71,44 @@ class ModelpressClient:
 
     def metrics(self, job_id: str) -> dict[str, Any]:
         return self._check(self.http.get(f"/jobs/{job_id}/metrics")).json()
+
+    def events(self, job_id: str, *, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+        """Live events of a job from ``GET /jobs/{id}/events`` (Server-Sent Events), as dicts with an
+        ``event`` key: ``state`` (first: the current record), ``progress``, ``log`` and ``end`` (last;
+        the iterator stops after it). ``timeout``: longest silence between events (heartbeats count)."""
+        read_timeout = httpx.Timeout(self.http.timeout.connect or 60.0, read=timeout)
+        with self.http.stream("GET", f"/jobs/{job_id}/events", timeout=read_timeout,
+                              headers={"Accept": "text/event-stream"}) as response:
+            if response.status_code >= 400:
+                response.read()
+                self._check(response)
+            kind, data = "message", []
+            for line in response.iter_lines():
+                if line == "":
+                    if data:
+                        event = {**json.loads("\n".join(data)), "event": kind}
+                        yield event
+                        if kind == "end":
+                            return
+                    kind, data = "message", []
+                elif line.startswith(":"):
+                    continue  # keep-alive comment
+                elif line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+
+    def logs(self, job_id: str, tail: int | None = None) -> list[dict[str, Any]]:
+        """The job's log lines, oldest first: ``[{ts, level, message}]``."""
+        params = {"tail": tail} if tail else None
+        return self._check(self.http.get(f"/jobs/{job_id}/logs", params=params)).json()["lines"]
+
+    def report(self, job_id: str, dest: str | Path | None = None) -> str:
+        """The job's self-contained HTML report; also written to ``dest`` when given."""
+        html = self._check(self.http.get(f"/jobs/{job_id}/report")).text
+        if dest is not None:
+            Path(dest).write_text(html, encoding="utf-8")
+        return html
 
     def wait(self, job_id: str, *, timeout: float = 3600, interval: float = 0.5,
              on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:

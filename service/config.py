@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     worker_heartbeat_s: float = Field(default=5.0, gt=0)
     inspect_timeout_s: float = Field(default=10.0, ge=0, description="How long POST /jobs waits for a worker to check the upload against the architecture.")
 
+    sse_heartbeat_s: float = Field(default=15.0, gt=0, description="Seconds between keep-alive comments on an idle event stream.")
+
     latency_warmup: int = Field(default=5, ge=0)
     latency_runs: int = Field(default=30, ge=1)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 import redis
+import redis.asyncio
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import artifacts, health, jobs
+from service.api import artifacts, events, health, jobs, prometheus, schemas, ui
 from service.api.limits import BodySizeLimit
 from service.api.problems import install_problem_handler
 from service.config import Settings, get_settings
@@ -21,9 +22,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=30, health_check_interval=30)
+        app.state.aredis = redis.asyncio.Redis.from_url(settings.redis_url, health_check_interval=30)
         settings.artifacts_path.mkdir(parents=True, exist_ok=True)
         yield
         app.state.redis.close()
+        await app.state.aredis.aclose()
 
     app = FastAPI(
         title="modelpress",
@@ -33,8 +36,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = LocalArtifactStore(settings.artifacts_path)
+    app.state.prom = prometheus.ServiceMetrics(app)
     install_problem_handler(app)
     app.add_middleware(BodySizeLimit, max_bytes_getter=lambda: settings.max_upload_bytes)
-    for router in (jobs.router, artifacts.router, health.router):
+    for router in (jobs.router, events.router, artifacts.router, schemas.router, health.router, prometheus.router, ui.router):
         app.include_router(router)
     return app

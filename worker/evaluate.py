@@ -45,6 +45,65 @@ def parameter_stats(model: nn.Module) -> dict:
     }
 
 
+def _weight(module: nn.Module, name: str):
+    value = getattr(module, name, None)
+    if callable(value) and not isinstance(value, (torch.Tensor, nn.Module)):
+        try:  # quantized modules expose weight() / bias() as methods over packed params
+            value = value()
+        except Exception:  # noqa: BLE001
+            return None
+    return value if isinstance(value, torch.Tensor) else None
+
+
+def layers(model: nn.Module) -> list[dict]:
+    """One row per module that owns a weight: name, type, weight shape and dtype, weight sparsity,
+    and bytes of its weight and bias as stored (int8 weights count 1 byte each)."""
+    rows = []
+    for name, module in model.named_modules():
+        weight = _weight(module, "weight")
+        if weight is None or not (weight.is_floating_point() or weight.is_quantized):
+            continue
+        bias = _weight(module, "bias")
+        data = weight.int_repr() if weight.is_quantized else weight
+        nbytes = weight.numel() * weight.element_size() + (bias.numel() * bias.element_size() if bias is not None else 0)
+        rows.append({
+            "name": name or "(root)",
+            "type": module._get_name(),  # DynamicQuantizedLinear, not a second "Linear"
+            "shape": list(weight.shape),
+            "dtype": str(weight.dtype).replace("torch.", ""),
+            "sparsity": round(1 - int(torch.count_nonzero(data)) / weight.numel(), 6) if weight.numel() else 0.0,
+            "bytes": int(nbytes),
+        })
+    return rows
+
+
+def cpu_info(path: str = "/proc/cpuinfo") -> dict:
+    """The CPU model and the SIMD/matrix flags that decide which int8 kernels can run."""
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and value.strip():
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    wanted = {
+        "avx2": "avx2" in flags,
+        "avx512": "avx512f" in flags,
+        "avx512_vnni": "avx512_vnni" in flags,
+        "avx_vnni": "avx_vnni" in flags,
+        "amx": bool({"amx_tile", "amx_int8"} & flags),
+    }
+    wanted["vnni"] = wanted["avx512_vnni"] or wanted["avx_vnni"]
+    return {"model": model, "flags": wanted, "logical_cpus": __import__("os").cpu_count()}
+
+
 @contextmanager
 def quiet():
     """torch 2.13's int8 kernels raise a deprecation warning on every call; routing each through

@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 
 from service import __version__
+from service.domain.metrics import METRICS_SCHEMA
 from service.domain.spec import JobSpec
 from worker import evaluate, export
 from worker.architectures import build_model
@@ -19,7 +20,6 @@ from worker.loading import example_input, load_model
 from worker.methods import StepContext, apply_step
 
 FIDELITY_SAMPLES = 64
-METRICS_SCHEMA = "modelpress.metrics/v0"
 
 
 @dataclass
@@ -95,8 +95,9 @@ def run_pipeline(
     artifact_model, runtime = export.load_for_measurement(
         primary.format, primary.path, lambda: build_model(spec.model.architecture, spec.model.config)
     )
-    before = {"file_bytes": model_path.stat().st_size, **evaluate.parameter_stats(original)}
-    after = {"artifact": primary.name, "file_bytes": primary.path.stat().st_size, **evaluate.parameter_stats(compressed)}
+    before = {"file_bytes": model_path.stat().st_size, **evaluate.parameter_stats(original), "layers": evaluate.layers(original)}
+    after = {"artifact": primary.name, "file_bytes": primary.path.stat().st_size, **evaluate.parameter_stats(compressed),
+             "layers": evaluate.layers(compressed)}
     measure_on = _measurement_device(device, runtime)
     original, artifact_model = original.to(measure_on), artifact_model.to(measure_on)
     if spec.evaluate.latency:
@@ -174,6 +175,7 @@ def provenance(spec: JobSpec, input_sha256: str) -> dict:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu": evaluate.cpu_info(),
         "quantized_engine": torch.backends.quantized.engine,
         "device": spec.device,
         "seed": spec.seed,

@@ -42,6 +42,18 @@ def _failure(exc: BaseException) -> dict:
             "detail": f"{type(exc).__name__}: {exc}"}
 
 
+def _logger(jobs: JobRepository, job_id: str):
+    """The job's log (capped Redis list + live pub/sub); a lost line never fails the job."""
+
+    def say(message: str, level: str = "info") -> None:
+        try:
+            jobs.log(job_id, message, level)
+        except Exception:  # noqa: BLE001
+            log.warning("could not write a log line of job %s", job_id, exc_info=True)
+
+    return say
+
+
 @app.task(name=RUN_JOB_TASK, bind=True)
 def run_job(self, job_id: str) -> None:
     settings = get_settings()
@@ -82,9 +94,15 @@ def run_job(self, job_id: str) -> None:
     store.remove_area(job_id, "outputs")  # leftovers of a crashed attempt
     if claimed is None or claimed.state != JobState.running:
         return
+    say = _logger(jobs, job_id)
+    say(f"attempt {claimed.attempts} on worker {self.request.hostname}")
+    last_message = [""]
 
     def progress(phase: str, step: int | None, fraction: float, message: str) -> None:
         jobs.update(job_id, lambda r: setattr(r, "progress", Progress(phase=phase, step=step, fraction=fraction, message=message)))
+        if message != last_message[0]:
+            last_message[0] = message
+            say(f"[{phase} {fraction:.0%}] {message}")
 
     def check_cancelled() -> None:
         if jobs.get(job_id).state == JobState.cancelling:
@@ -119,18 +137,24 @@ def run_job(self, job_id: str) -> None:
         metrics_path = workdir / METRICS_FILE
         metrics_path.write_text(json.dumps(result.metrics, indent=2, default=str))
         store.put_file(job_id, "outputs", METRICS_FILE, metrics_path)
+        for warning in result.metrics.get("verdict", {}).get("warnings", []):
+            say(f"warning: {warning}", "warning")
+        say("succeeded: " + ", ".join(f"{a.name} ({a.bytes} bytes)" for a in artifacts))
         jobs.transition(job_id, JobState.succeeded, artifacts=artifacts, summary=result.summary, finished_at=utcnow(),
                         progress=Progress(phase="done", fraction=1.0, message="finished"))
     except JobCancelled:
+        say("cancelled; partial outputs removed")
         finish_cancel(jobs, store, job_id, "cancelled by request")
     except BaseException as exc:  # noqa: BLE001 - every failure must end the job with a reason
         store.remove_area(job_id, "outputs")
+        problem = _failure(exc)
+        say(f"failed: {problem['detail']}", "error")
         try:
             if jobs.get(job_id).state == JobState.cancelling:  # e.g. terminated by the cancel grace revoke
                 finish_cancel(jobs, store, job_id, "cancelled by request (terminated)")
             else:
                 log.exception("job %s failed", job_id)
-                jobs.transition(job_id, JobState.failed, error=_failure(exc), finished_at=utcnow())
+                jobs.transition(job_id, JobState.failed, error=problem, finished_at=utcnow())
         except Exception:
             log.exception("could not mark job %s failed", job_id)
         if not isinstance(exc, Exception):

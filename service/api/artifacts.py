@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import json
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
-from service.api.deps import JobsDep, StoreDep
+from service.api.deps import JobsDep, SettingsDep, StoreDep
 from service.api.views import Problem
 from service.domain.errors import Conflict, Gone
 from service.domain.job import JobRecord, JobState
+from service.report import render_report
 from service.storage.artifacts import ArtifactNotFound
 
 router = APIRouter(tags=["artifacts"])
@@ -75,3 +76,22 @@ def get_metrics(job_id: str, jobs: JobsDep, store: StoreDep) -> JSONResponse:
     _require_succeeded(record)
     with store.open(job_id, "outputs", METRICS_FILE) as f:
         return JSONResponse(json.load(f))
+
+
+@router.get(
+    "/jobs/{job_id}/report",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}, "description": "A self-contained HTML page (inline SVG, no scripts)"},
+               404: {"model": Problem}, 409: {"model": Problem}},
+    summary="The job's human report: verdict, summary, per-layer and latency plots",
+)
+def get_report(job_id: str, request: Request, jobs: JobsDep, store: StoreDep, settings: SettingsDep, download: bool = False) -> HTMLResponse:
+    record = jobs.get(job_id)
+    _require_succeeded(record)
+    with store.open(job_id, "outputs", METRICS_FILE) as f:
+        metrics = json.load(f)
+    base = (settings.public_url or str(request.base_url)).rstrip("/") + f"/jobs/{job_id}"
+    links = {a.name: f"{base}/artifacts/{a.name}" for a in record.artifacts} | {"metrics": f"{base}/metrics"}
+    html = render_report(record.model_dump(mode="json"), metrics, links)
+    headers = {"Content-Disposition": f'attachment; filename="{job_id}-report.html"'} if download else {}
+    return HTMLResponse(html, headers=headers)

@@ -78,7 +78,8 @@ def submit_job(
     staging = settings.artifacts_path / ".staging"
     staging.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=staging, prefix="upload-", delete=True) as tmp:
-        model_sha = _copy_upload(model, tmp)
+        model_sha, copied = _copy_upload(model, tmp)
+        request.app.state.prom.upload_bytes.inc(copied)
         upload = Path(tmp.name)
         idem_key = None
         if idempotency_key:
@@ -128,6 +129,7 @@ def submit_job(
             log.exception("could not clean up job %s", job_id)
         store.remove_job(job_id)
         raise Unavailable("the job could not be queued; Redis may be down. Nothing was kept; retry later.") from exc
+    request.app.state.prom.submitted.inc()
     view = JobView.of(record, base_url(request, settings))
     return JSONResponse(view.model_dump(mode="json"), status_code=202, headers={"Location": view.links.self})
 
@@ -150,13 +152,16 @@ def _replay(redis_client, jobs, idem_key: str, fingerprint: str) -> JobRecord | 
                        slug="idempotency-key-in-flight", title="A request with this Idempotency-Key is in flight") from None
 
 
-def _copy_upload(upload: UploadFile, target) -> str:
+def _copy_upload(upload: UploadFile, target) -> tuple[str, int]:
+    """Copy the upload to ``target``; return (sha256 hex, bytes)."""
     digest = hashlib.sha256()
+    copied = 0
     while chunk := upload.file.read(1024 * 1024):
         digest.update(chunk)
         target.write(chunk)
+        copied += len(chunk)
     target.flush()
-    return digest.hexdigest()
+    return digest.hexdigest(), copied
 
 
 def _check_model_upload(path: Path, spec: JobSpec, settings, redis_client) -> None:

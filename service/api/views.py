@@ -23,6 +23,9 @@ class Problem(BaseModel):
 class JobLinks(BaseModel):
     self: str
     metrics: str
+    report: str
+    events: str
+    logs: str
     artifacts: dict[str, str] = Field(default_factory=dict)
 
 
@@ -50,6 +53,9 @@ class JobView(BaseModel):
         links = JobLinks(
             self=root,
             metrics=f"{root}/metrics",
+            report=f"{root}/report",
+            events=f"{root}/events",
+            logs=f"{root}/logs",
             artifacts={a.name: f"{root}/artifacts/{a.name}" for a in record.artifacts},
         )
         return cls(**record.model_dump(exclude={"tenant", "worker", "worker_instance"}), links=links)
@@ -58,3 +64,14 @@ class JobView(BaseModel):
 class JobPage(BaseModel):
     items: list[JobView]
     next_cursor: int | None = Field(default=None, description="Pass as ?cursor= for the next page; null at the end.")
+
+
+class LogLine(BaseModel):
+    ts: datetime
+    level: str = Field(description="info, warning or error")
+    message: str
+
+
+class LogPage(BaseModel):
+    job_id: str
+    lines: list[LogLine] = Field(description="Oldest first; the store keeps the newest 1000.")

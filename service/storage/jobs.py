@@ -87,7 +87,7 @@ class JobRepository:
                     pipe.execute()
                 except redis.WatchError:
                     continue
-            self.publish(job_id, {"event": "update", "state": record.state.value, "progress": record.progress.model_dump()})
+            self.publish(job_id, update_event(record))
             return record
 
     def transition(self, job_id: str, new: JobState, **fields: Any) -> JobRecord:
@@ -170,6 +170,37 @@ class JobRepository:
 
     def publish(self, job_id: str, event: dict[str, Any]) -> None:
         self.redis.publish(keys.job_events(job_id), json.dumps(event, default=str))
+
+    def log(self, job_id: str, message: str, level: str = "info") -> dict[str, Any]:
+        """Append a line to the job's capped log and publish it live."""
+        line = {"ts": utcnow().isoformat(), "level": level, "message": message}
+        key = keys.job_log(job_id)
+        pipe = self.redis.pipeline()
+        pipe.rpush(key, json.dumps(line))
+        pipe.ltrim(key, -keys.LOG_MAX_LINES, -1)
+        pipe.publish(keys.job_events(job_id), json.dumps({"event": "log", **line}))
+        pipe.execute()
+        return line
+
+    def logs(self, job_id: str, tail: int | None = None) -> list[dict[str, Any]]:
+        start = -tail if tail else 0
+        return [json.loads(raw) for raw in self.redis.lrange(keys.job_log(job_id), start, -1)]
+
+
+def update_event(record: JobRecord) -> dict[str, Any]:
+    """The pub/sub payload for a record change (also the SSE snapshot a subscriber starts with)."""
+    event: dict[str, Any] = {
+        "event": "update",
+        "id": record.id,
+        "state": record.state.value,
+        "terminal": record.terminal,
+        "progress": record.progress.model_dump(),
+        "updated_at": record.updated_at.isoformat(),
+    }
+    if record.terminal:
+        event.update(error=record.error, summary=record.summary,
+                     finished_at=record.finished_at.isoformat() if record.finished_at else None)
+    return event
 
 
 def _text(value: bytes | str) -> str:

@@ -39,12 +39,16 @@ def sweeper_lock() -> str:
 
 
 def job_events(job_id: str) -> str:
-    """Pub/sub channel: progress and state events of one job."""
+    """Pub/sub channel: JSON events of one job: {"event": "update", state, progress, ...} on every
+    record change and {"event": "log", ts, level, message} for every log line."""
     return f"{PREFIX}events:{job_id}"
 
 
+LOG_MAX_LINES = 1000  # the job log keeps the newest lines only
+
+
 def job_log(job_id: str) -> str:
-    """List: the job's log lines (capped)."""
+    """List: the job's log lines as JSON objects {ts, level, message}, oldest first, capped at LOG_MAX_LINES."""
     return f"{PREFIX}log:{job_id}"
 
 
@@ -75,3 +79,8 @@ def inspect_reply(request_id: str) -> str:
 def expected_shapes(digest: str) -> str:
     """String: cached expected state_dict shapes of one (architecture, config)."""
     return f"{PREFIX}shapes:{digest}"
+
+
+def celery_queue(name: str) -> str:
+    """List: Celery's Redis-transport queue (kombu names it after the queue; not ours, read for queue depth)."""
+    return name
