@@ -11,6 +11,7 @@ from typing import Callable
 
 import torch
 
+from modelpress.artifacts import manifest_of
 from service import __version__
 from service.domain.spec import JobSpec
 from worker import evaluate, export
@@ -73,10 +74,11 @@ def run_pipeline(
     check_cancelled()
     progress("exporting", None, 0.72, "writing artifacts")
     outputs = []
+    manifest = manifest_of(compressed, spec.model.architecture, spec.model.config, original)
     for fmt in spec.resolved_outputs:
         name = export.ARTIFACT_NAMES[fmt]
         path = workdir / name
-        export.WRITERS[fmt](compressed, path, example)
+        export.WRITERS[fmt](compressed, path, example, manifest)
         outputs.append(Output(name=name, format=fmt, path=path, media_type=export.MEDIA_TYPES[fmt]))
 
     progress("measuring", None, 0.8, "measuring size, latency and fidelity")
