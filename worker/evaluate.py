@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-SKIP_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked", "position_ids", ".scale", ".zero_point")
+SKIP_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked", "position_ids", ".scale", ".zero_point", ".weight_scale")
 
 
 def _tensors(value):
@@ -29,7 +29,7 @@ def parameter_stats(model: nn.Module) -> dict:
         if name.endswith(SKIP_SUFFIXES):
             continue
         for t in _tensors(value):
-            if not (t.is_floating_point() or t.is_quantized):
+            if not (t.is_floating_point() or t.is_quantized or t.dtype == torch.int8):
                 continue
             data = t.int_repr() if t.is_quantized else t
             count += t.numel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -10,19 +11,23 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from modelpress.artifacts import MANIFEST_KEY, load_pruned, read_manifest
+
 ARTIFACT_NAMES = {"safetensors": "model.safetensors", "torchscript": "model.torchscript.pt"}
 MEDIA_TYPES = {"safetensors": "application/vnd.safetensors", "torchscript": "application/zip"}
 
 
-def write_safetensors(model: nn.Module, path: Path, example: torch.Tensor) -> None:
+def write_safetensors(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None) -> None:
+    """A plain state_dict; with ``manifest`` (the layer shapes, see ``modelpress.artifacts``) in its metadata."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor) or v.is_quantized]
     if bad:
         raise ValueError(f"safetensors cannot hold quantized tensors ({bad[:3]}); ask for torchscript")
-    save_file(state, str(path))
+    metadata = {MANIFEST_KEY: json.dumps(manifest, separators=(",", ":"))} if manifest is not None else None
+    save_file(state, str(path), metadata=metadata)
 
 
-def write_torchscript(model: nn.Module, path: Path, example: torch.Tensor) -> None:
+def write_torchscript(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -32,7 +37,7 @@ def write_torchscript(model: nn.Module, path: Path, example: torch.Tensor) -> No
         torch.jit.save(scripted, str(path))
 
 
-WRITERS: dict[str, Callable[[nn.Module, Path, torch.Tensor], None]] = {
+WRITERS: dict[str, Callable[..., None]] = {
     "safetensors": write_safetensors,
     "torchscript": write_torchscript,
 }
@@ -47,6 +52,8 @@ def load_for_measurement(fmt: str, path: Path, rebuild: Callable[[], nn.Module])
     if fmt == "safetensors":
         from safetensors.torch import load_file
 
+        if read_manifest(path) is not None:
+            return load_pruned(path, skeleton=rebuild()), "eager"
         model = rebuild()
         model.load_state_dict(load_file(str(path)), strict=True)
         return model.eval(), "eager"

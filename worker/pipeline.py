@@ -11,6 +11,7 @@ from typing import Callable
 
 import torch
 
+from modelpress.artifacts import manifest_of
 from service import __version__
 from service.domain.metrics import METRICS_SCHEMA
 from service.domain.spec import JobSpec
@@ -75,10 +76,11 @@ def run_pipeline(
     check_cancelled()
     progress("exporting", None, 0.72, "writing artifacts")
     outputs = []
+    manifest = manifest_of(compressed, spec.model.architecture, spec.model.config, original)
     for fmt in spec.resolved_outputs:
         name = export.ARTIFACT_NAMES[fmt]
         path = workdir / name
-        export.WRITERS[fmt](compressed, path, example)
+        export.WRITERS[fmt](compressed, path, example, manifest)
         outputs.append(Output(name=name, format=fmt, path=path, media_type=export.MEDIA_TYPES[fmt]))
 
     if delay_s:  # test-only (MODELPRESS_TEST_DELAY_S): a deterministic slow job, cancellable throughout

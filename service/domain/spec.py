@@ -15,6 +15,9 @@ Device = Literal["cpu", "cuda"]
 DType = Literal["float32", "float16", "bfloat16", "int64", "int32"]
 
 
+CPU_ONLY_KINDS = frozenset({"quantize:dynamic_int8", "quantize:static_int8"})
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -64,12 +67,24 @@ class JobSpec(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "JobSpec":
-        quantized = any(s.method == "quantize" for s in self.steps)
-        if quantized and "safetensors" in self.outputs:
-            raise ValueError(
-                "outputs: 'safetensors' holds a plain float state_dict and cannot carry an int8-quantized model; "
-                "ask for 'torchscript'"
-            )
+        quantize_at = next((i for i, s in enumerate(self.steps) if s.method == "quantize"), None)
+        if quantize_at is not None:
+            label = self.steps[quantize_at].label
+            if quantize_at + 1 < len(self.steps):
+                i, later = quantize_at + 1, self.steps[quantize_at + 1]
+                raise ValueError(
+                    f"steps[{i}] ({later.label}) cannot follow steps[{quantize_at}] ({label}): a quantized model's weights "
+                    "can no longer be pruned, factorized or quantized again; put quantization last"
+                )
+            if "safetensors" in self.outputs:
+                raise ValueError(
+                    f"outputs: 'safetensors' holds a plain float state_dict and cannot carry a model after {label}; "
+                    "ask for 'torchscript'"
+                )
+        if self.device != "cpu":
+            for i, step in enumerate(self.steps):
+                if step.label in CPU_ONLY_KINDS:
+                    raise ValueError(f"steps[{i}] ({step.label}) produces CPU int8 kernels; use device 'cpu'")
         if len(set(self.outputs)) != len(self.outputs):
             raise ValueError("outputs: each format at most once")
         return self

@@ -18,7 +18,14 @@ from service.domain.steps import StepConfig
 Handler = Callable[[nn.Module, Any, "StepContext"], nn.Module]
 
 _HANDLERS: dict[type[StepConfig], Handler] = {}
-_METHOD_MODULES = ("worker.methods.prune", "worker.methods.quantize")
+_METHOD_MODULES = (
+    "worker.methods.prune",
+    "worker.methods.structured",
+    "worker.methods.quantize",
+    "worker.methods.casting",
+    "worker.methods.static_int8",
+    "worker.methods.lowrank",
+)
 
 
 @dataclass
@@ -31,6 +38,7 @@ class StepContext:
     report: Callable[[float, str], None] = lambda fraction, message: None
     check_cancelled: Callable[[], None] = lambda: None
     notes: list[str] = field(default_factory=list)
+    calibration: torch.Tensor | None = None  # representative inputs for static quantization (None: synthetic)
 
 
 def handles(config_type: type[StepConfig]):

@@ -7,14 +7,39 @@ from typing import Annotated, Union
 from pydantic import Field
 
 from service.domain.steps.base import StepConfig
-from service.domain.steps.prune import MagnitudePrune
-from service.domain.steps.quantize import DynamicInt8
+from service.domain.steps.lowrank import SVDLowRank
+from service.domain.steps.prune import MagnitudePrune, RandomPrune, StructuredPrune
+from service.domain.steps.quantize import BFloat16, DynamicInt8, Float16, StaticInt8, WeightOnlyInt8
 
-PruneStep = Annotated[Union[MagnitudePrune], Field(discriminator="kind")]
-QuantizeStep = Annotated[Union[DynamicInt8], Field(discriminator="kind")]
+PruneStep = Annotated[Union[MagnitudePrune, RandomPrune, StructuredPrune], Field(discriminator="kind")]
+QuantizeStep = Annotated[Union[DynamicInt8, WeightOnlyInt8, Float16, BFloat16, StaticInt8], Field(discriminator="kind")]
+LowRankStep = Annotated[Union[SVDLowRank], Field(discriminator="kind")]
 
-Step = Annotated[Union[PruneStep, QuantizeStep], Field(discriminator="method")]
+Step = Annotated[Union[PruneStep, QuantizeStep, LowRankStep], Field(discriminator="method")]
 
-ALL_STEP_TYPES: tuple[type[StepConfig], ...] = (MagnitudePrune, DynamicInt8)
+ALL_STEP_TYPES: tuple[type[StepConfig], ...] = (
+    MagnitudePrune,
+    RandomPrune,
+    StructuredPrune,
+    DynamicInt8,
+    WeightOnlyInt8,
+    Float16,
+    BFloat16,
+    StaticInt8,
+    SVDLowRank,
+)
 
-__all__ = ["Step", "StepConfig", "ALL_STEP_TYPES", "MagnitudePrune", "DynamicInt8"]
+__all__ = [
+    "Step",
+    "StepConfig",
+    "ALL_STEP_TYPES",
+    "MagnitudePrune",
+    "RandomPrune",
+    "StructuredPrune",
+    "DynamicInt8",
+    "WeightOnlyInt8",
+    "Float16",
+    "BFloat16",
+    "StaticInt8",
+    "SVDLowRank",
+]

@@ -1,0 +1,62 @@
+"""Static int8 quantization: int8 weights and activations, activation scales calibrated ahead of time.
+
+FX graph mode (``torch.ao.quantization.quantize_fx``, x86 qconfig: fbgemm/onednn kernels) fuses
+Conv/BN/ReLU and Linear/ReLU, and the result is written as TorchScript, which runs the int8 kernels
+without modelpress. (PT2E + X86InductorQuantizer needs a torch.compile at load time to be fast;
+not used yet.)
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import torch
+from torch import nn
+
+from service.domain.errors import InvalidSpec
+from service.domain.steps import StaticInt8
+from worker.methods.registry import StepContext, handles
+
+
+def calibration_batches(step: StaticInt8, ctx: StepContext) -> tuple[list[torch.Tensor], bool]:
+    """The context's calibration tensor in batches, or seeded synthetic inputs; (batches, synthetic?)."""
+    if ctx.calibration is not None:
+        data = ctx.calibration.cpu()
+        return list(data.split(step.calibration_batch_size)), False
+    generator = torch.Generator().manual_seed(ctx.seed + 7)
+    shape = tuple(ctx.example_input.shape[1:])
+    dtype = ctx.example_input.dtype
+    batches = [
+        torch.randn((step.calibration_batch_size, *shape), generator=generator).to(dtype) for _ in range(step.calibration_batches)
+    ]
+    return batches, True
+
+
+@handles(StaticInt8)
+def static_int8(model: nn.Module, step: StaticInt8, ctx: StepContext) -> nn.Module:
+    if ctx.device.type != "cpu":
+        raise InvalidSpec("quantize:static_int8 produces CPU int8 kernels; use device 'cpu'")
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    batches, synthetic = calibration_batches(step, ctx)
+    example = ctx.example_input.cpu()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.backends.quantized.engine = "x86"
+        try:
+            prepared = prepare_fx(copy.deepcopy(model).cpu().eval(), get_default_qconfig_mapping("x86"), (example,))
+        except Exception as exc:  # symbolic tracing fails on data-dependent control flow
+            raise InvalidSpec(f"quantize:static_int8: the model cannot be traced by torch.fx ({type(exc).__name__}: {exc})") from None
+        with torch.inference_mode():
+            for i, batch in enumerate(batches):
+                ctx.check_cancelled()
+                prepared(batch)
+                ctx.report((i + 1) / len(batches) * 0.9, f"calibrating {i + 1}/{len(batches)}")
+        quantized = convert_fx(prepared)
+    source = f"{len(batches)} synthetic batches (seeded normal noise of the declared shape, not real data)" if synthetic else (
+        f"the given calibration data ({sum(b.shape[0] for b in batches)} samples)"
+    )
+    ctx.notes.append(f"{step.label}: FX graph mode, x86 qconfig; calibrated on {source}")
+    return quantized
