@@ -34,6 +34,18 @@ JOBS = {
         [1, 784],
         [{"method": "prune", "kind": "magnitude", "scope": "global", "amount": 0.5}],
     ),
+    "mlp_digits_structured30": (
+        "mlp",
+        {"sizes": [784, 300, 100, 10]},
+        [1, 784],
+        [{"method": "prune", "kind": "structured", "amount": 0.3}],
+    ),
+    "resnet18_fp16": (
+        "resnet18",
+        {"num_classes": 1000},
+        [1, 3, 224, 224],
+        [{"method": "quantize", "kind": "fp16"}],
+    ),
     "resnet18_prune30": (
         "resnet18",
         {"num_classes": 1000},

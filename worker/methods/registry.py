@@ -49,10 +49,20 @@ def handles(config_type: type[StepConfig]):
     return register
 
 
-def handler_for(step: StepConfig) -> Handler:
-    if not _HANDLERS:
+_loaded = False
+
+
+def _load_method_modules() -> None:
+    """Import every method module once; a failed import raises on every call, never half-registers."""
+    global _loaded
+    if not _loaded:
         for module in _METHOD_MODULES:
             importlib.import_module(module)
+        _loaded = True
+
+
+def handler_for(step: StepConfig) -> Handler:
+    _load_method_modules()
     try:
         return _HANDLERS[type(step)]
     except KeyError:
