@@ -8,7 +8,7 @@ import redis
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import artifacts, health, jobs
+from service.api import artifacts, capabilities, health, jobs
 from service.api.limits import BodySizeLimit
 from service.api.problems import install_problem_handler
 from service.config import Settings, get_settings
@@ -35,6 +35,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = LocalArtifactStore(settings.artifacts_path)
     install_problem_handler(app)
     app.add_middleware(BodySizeLimit, max_bytes_getter=lambda: settings.max_upload_bytes)
-    for router in (jobs.router, artifacts.router, health.router):
+    for router in (jobs.router, artifacts.router, health.router, capabilities.router):
         app.include_router(router)
     return app

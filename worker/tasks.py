@@ -22,7 +22,7 @@ from worker.celery_app import app
 
 log = logging.getLogger("modelpress.worker")
 
-MODEL_INPUT = "model.safetensors"
+DATA_PARTS = ("calibration", "train", "eval")
 METRICS_FILE = "metrics.json"
 
 
@@ -82,7 +82,13 @@ def run_job(self, job_id: str) -> None:
             import torch
 
             torch.set_num_threads(settings.worker_threads)
-        model_path = store.local_path(job_id, "inputs", MODEL_INPUT)
+        model_info = record.inputs[0]
+        model_path = store.local_path(job_id, "inputs", model_info.name)
+        data = {
+            i.name.split(".", 1)[0]: (store.local_path(job_id, "inputs", i.name), i.format)
+            for i in record.inputs[1:]
+            if i.name.split(".", 1)[0] in DATA_PARTS
+        }
         result = run_pipeline(
             spec,
             model_path,
@@ -91,7 +97,9 @@ def run_job(self, job_id: str) -> None:
             check_cancelled=check_cancelled,
             warmup=settings.latency_warmup,
             runs=settings.latency_runs,
-            input_sha256=record.inputs[0].sha256 if record.inputs else "",
+            input_sha256=model_info.sha256,
+            data=data,
+            data_sha256={i.name: i.sha256 for i in record.inputs[1:]},
         )
         artifacts = []
         for output in result.outputs:

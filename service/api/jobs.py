@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from service import intake
+from service.datafiles import check_data_file
 from service.api.deps import JobsDep, RedisDep, SettingsDep, StoreDep
 from service.api.views import JobPage, JobView, Problem
 from service.domain.errors import InvalidSpec, InvalidUpload, Unavailable
@@ -31,7 +33,8 @@ PROBLEMS = {
     503: {"model": Problem, "description": "Redis or the queue is unavailable"},
 }
 
-MODEL_INPUT_NAME = "model.safetensors"
+MODEL_INPUT_NAMES = {"safetensors": "model.safetensors", "torchscript": "model.torchscript.pt"}
+DATA_EXTENSIONS = {"npz": "npz", "safetensors": "safetensors"}
 
 
 def base_url(request: Request, settings) -> str:
@@ -45,21 +48,42 @@ def submit_job(
     redis_client: RedisDep,
     jobs: JobsDep,
     store: StoreDep,
-    model: Annotated[UploadFile, File(description="The model: a safetensors state_dict.")],
+    model: Annotated[UploadFile, File(description="The model: a safetensors state_dict or a TorchScript archive.")],
     spec: Annotated[str, Form(description="The job spec as JSON text (see docs/spec.md).")],
+    calibration: Annotated[UploadFile | None, File(description="Calibration data: .npz or safetensors with 'inputs'.")] = None,
+    train: Annotated[UploadFile | None, File(description="Training data: 'inputs' and optional 'labels'.")] = None,
+    eval: Annotated[
+        UploadFile | None, File(description="Evaluation data: 'inputs' and optional 'labels' (accuracy before/after).")
+    ] = None,
 ):
     if len(spec.encode()) > settings.max_spec_bytes:
         raise InvalidSpec(f"spec is longer than {settings.max_spec_bytes} bytes")
     job_spec = parse_spec(spec)
     staging = settings.artifacts_path / ".staging"
     staging.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=staging, prefix="upload-", delete=True) as tmp:
+    parts = {"calibration": calibration, "train": train, "eval": eval}
+    with ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.NamedTemporaryFile(dir=staging, prefix="upload-", delete=True))
         _copy_upload(model, tmp)
         upload = Path(tmp.name)
         _check_model_upload(upload, job_spec, settings, redis_client)
+        staged = [(MODEL_INPUT_NAMES[job_spec.model.format], job_spec.model.format, upload)]
+        for part, data in parts.items():
+            if data is None:
+                continue
+            data_tmp = stack.enter_context(tempfile.NamedTemporaryFile(dir=staging, prefix=f"{part}-", delete=True))
+            _copy_upload(data, data_tmp)
+            fmt = check_data_file(
+                part, Path(data_tmp.name), max_tensors=settings.max_tensors,
+                max_parameters=settings.max_parameters, zip_limits=settings.zip_limits,
+            )
+            staged.append((f"{part}.{DATA_EXTENSIONS[fmt]}", fmt, Path(data_tmp.name)))
         job_id = new_job_id()
+        inputs = []
         try:
-            size, sha = store.put_file(job_id, "inputs", MODEL_INPUT_NAME, upload)
+            for name, fmt, path in staged:
+                size, sha = store.put_file(job_id, "inputs", name, path)
+                inputs.append(ArtifactInfo(name=name, format=fmt, bytes=size, sha256=sha))
         except OSError as exc:
             store.remove_job(job_id)
             raise Unavailable(f"could not store the upload: {exc}") from exc
@@ -70,7 +94,7 @@ def submit_job(
         queue=queue_for(job_spec.device),
         created_at=now,
         updated_at=now,
-        inputs=[ArtifactInfo(name=MODEL_INPUT_NAME, format=job_spec.model.format, bytes=size, sha256=sha)],
+        inputs=inputs,
     )
     try:
         jobs.create(record)
@@ -91,9 +115,11 @@ def _copy_upload(upload: UploadFile, target) -> None:
 
 
 def _check_model_upload(path: Path, spec: JobSpec, settings, redis_client) -> None:
-    kind = intake.sniff(path)
+    kind = intake.sniff(path, settings.zip_limits)
     if kind != spec.model.format:
         raise InvalidUpload(f"the model file is {kind}, but the spec says model.format={spec.model.format!r}")
+    if kind == "torchscript":
+        return  # no architecture to check against: the worker's torch.jit.load decides
     header = intake.read_safetensors_header(path, max_tensors=settings.max_tensors, max_parameters=settings.max_parameters)
     if not header.tensors:
         raise InvalidUpload("the safetensors file holds no tensors")
