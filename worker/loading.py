@@ -45,9 +45,12 @@ def load_torchscript(path: Path) -> torch.jit.ScriptModule:
     TorchScript reads ``data.pkl`` with its own restricted unpickler (TorchScript classes from the
     archive's code, tensors and containers; no arbitrary Python callables)."""
     try:
-        return torch.jit.load(str(path), map_location="cpu").eval()
+        model = torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as exc:  # a tampered or incompatible archive: say so, do not crash the worker
         raise InvalidUpload(f"the TorchScript archive does not load: {type(exc).__name__}: {str(exc)[:300]}") from None
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)  # inference only; a ScriptModule run under inference_mode needs this
+    return model
 
 
 def input_dtype(spec: JobSpec) -> torch.dtype:

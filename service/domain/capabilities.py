@@ -23,7 +23,8 @@ REJECTED_FORMATS: dict[str, str] = {
 OUTPUT_FORMATS: dict[str, str] = {
     "safetensors": "a plain float state_dict (architecture uploads only)",
     "torchscript": "a torch.jit.save() archive, int8 included",
-    "onnx": "ONNX (opset 17, legacy exporter), checked with onnx.checker and verified against torch with onnxruntime",
+    "onnx": "ONNX (opset 17, legacy exporter), checked with onnx.checker and verified against torch with onnxruntime; "
+    "not after int8 quantization",
 }
 DEVICES: dict[str, str] = {"cpu": "queue cpu", "cuda": "queue gpu"}
 DATA_PARTS: dict[str, str] = {
@@ -98,6 +99,8 @@ def problems_for(model_format: str, device: str, steps: list[StepConfig], output
             problems.append(Problem(f"outputs.{i}", f"output {out!r} is not available for a {model_format} upload; choose from {list(allowed)}"))
     if any(METHODS[type(s)].quantizes for s in steps) and "safetensors" in outputs:
         problems.append(Problem("outputs", "'safetensors' holds a plain float state_dict and cannot carry an int8-quantized model; ask for 'torchscript'"))
+    if any(METHODS[type(s)].quantizes for s in steps) and "onnx" in outputs:
+        problems.append(Problem("outputs", "'onnx': torch's ONNX exporter has no mapping for dynamic int8 ops (quantized::linear_dynamic); ask for 'torchscript'"))
     return problems
 
 
