@@ -7,7 +7,10 @@ CRC of every entry is verified (``zipfile`` checks it at the end of each entry).
 
 from __future__ import annotations
 
+import lzma
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -44,7 +47,10 @@ def check_zip(path: Path, limits: ZipLimits) -> list[str]:
             _check_declared(infos, limits)
             _check_actual(archive, infos, limits)
             return [i.filename for i in infos]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError, RuntimeError, ValueError) as exc:
+    except (
+        zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError, struct.error,
+        NotImplementedError, EOFError, OSError, RuntimeError, ValueError,
+    ) as exc:
         raise InvalidUpload(f"corrupt or unreadable zip archive: {exc}") from None
 
 
