@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.zipsafety import ZipLimits
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MODELPRESS_", env_file=None, extra="ignore")
@@ -28,6 +30,9 @@ class Settings(BaseSettings):
     max_spec_bytes: int = Field(default=64 * 1024, ge=1)
     max_tensors: int = Field(default=100_000, ge=1)
     max_parameters: int = Field(default=2_000_000_000, ge=1)
+    max_zip_entries: int = Field(default=10_000, ge=1, description="Most entries in an uploaded zip (TorchScript, .npz).")
+    max_zip_bytes: int = Field(default=4 * 1024**3, ge=1, description="Most bytes an uploaded zip may unpack to.")
+    max_zip_ratio: float = Field(default=200.0, gt=1, description="Largest compression ratio of a zip entry over 1 MiB.")
 
     job_soft_time_limit_s: int = Field(default=3600, ge=1)
     job_time_limit_s: int = Field(default=3900, ge=1)
@@ -65,6 +70,10 @@ class Settings(BaseSettings):
     @property
     def artifacts_path(self) -> Path:
         return (self.artifact_dir or self.data_dir / "artifacts").expanduser()
+
+    @property
+    def zip_limits(self) -> ZipLimits:
+        return ZipLimits(max_entries=self.max_zip_entries, max_total_bytes=self.max_zip_bytes, max_ratio=self.max_zip_ratio)
 
 
 @lru_cache

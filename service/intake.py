@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.domain.errors import InvalidUpload, UnsafeUpload, UnsupportedUpload
+from service.picklescan import check_pickle
+from service.zipsafety import ZipLimits, check_zip
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 
@@ -56,8 +58,11 @@ class SafetensorsHeader:
         return {k: t.shape for k, t in self.tensors.items()}
 
 
-def sniff(path: Path) -> str:
-    """Return 'safetensors', or raise the problem that tells the user what to send."""
+def sniff(path: Path, zip_limits: ZipLimits = ZipLimits()) -> str:
+    """Return 'safetensors' or 'torchscript', or raise the problem that tells the user what to send.
+
+    A zip is checked for safety (entries, sizes, ratios, names, CRCs) before its layout is read;
+    a TorchScript archive's pickles are walked (never run) against an allowlist of globals."""
     with open(path, "rb") as f:
         head = f.read(16)
     if len(head) == 0:
@@ -65,15 +70,22 @@ def sniff(path: Path) -> str:
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
         raise UnsafeUpload("this is a Python pickle. " + SAVE_AS_SAFETENSORS, detected="pickle")
     if head[:4] == b"PK\x03\x04":
-        kind = _zip_kind(path)
+        names = check_zip(path, zip_limits)
+        kind = zip_kind(names)
+        if kind == "torchscript":
+            _check_torchscript_pickles(path, names)
+            return "torchscript"
+        if kind == "pt2":
+            raise UnsupportedUpload(
+                "this is a torch.export ExportedProgram (.pt2). torch 2.13's torch.export.load unpickles its weights "
+                "and constants with weights_only=False, so it cannot be loaded safely. Upload a TorchScript archive "
+                "(torch.jit.save) or a safetensors state_dict instead.",
+                detected="exported_program",
+            )
         if kind == "torch-pickle":
             raise UnsafeUpload(
                 "this is a torch.save() checkpoint, which is a pickle inside a zip. " + SAVE_AS_SAFETENSORS,
                 detected="torch.save zip",
-            )
-        if kind == "torchscript":
-            raise UnsupportedUpload(
-                "TorchScript archives are not accepted yet. " + SAVE_AS_SAFETENSORS, detected="torchscript"
             )
         raise UnsupportedUpload("a zip archive that is not a model modelpress knows. " + SAVE_AS_SAFETENSORS, detected="zip")
     if len(head) >= 9:
@@ -85,17 +97,31 @@ def sniff(path: Path) -> str:
     )
 
 
-def _zip_kind(path: Path) -> str:
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()[:10_000]
-    except (zipfile.BadZipFile, OSError):
-        return "zip"
-    if any(n.endswith("/code/") or "/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
+def zip_kind(names: list[str]) -> str:
+    """'torchscript', 'pt2', 'torch-pickle', 'npz' or 'zip', from the entry names of a checked zip."""
+    if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
         return "torchscript"
+    if any(n == "archive_format" or n.endswith("/archive_format") for n in names):
+        return "pt2"
     if any(n.endswith("data.pkl") for n in names):
         return "torch-pickle"
+    if names and all(n.endswith(".npy") for n in names):
+        return "npz"
     return "zip"
+
+
+def _check_torchscript_pickles(path: Path, names: list[str]) -> None:
+    roots = {n.split("/", 1)[0] for n in names}
+    if len(roots) != 1:
+        raise InvalidUpload(f"a TorchScript archive has one top-level folder; this one has {len(roots)}")
+    root = roots.pop()
+    for required in ("data.pkl", "constants.pkl", "version"):
+        if f"{root}/{required}" not in names:
+            raise InvalidUpload(f"not a complete TorchScript archive: {required} is missing")
+    with zipfile.ZipFile(path) as archive:
+        for name in names:
+            if name.endswith((".pkl", ".debug_pkl")):
+                check_pickle(archive.read(name), name)
 
 
 def read_safetensors_header(path: Path, *, max_tensors: int, max_parameters: int) -> SafetensorsHeader:

@@ -9,7 +9,7 @@ import redis.asyncio
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import artifacts, events, health, jobs, prometheus, schemas, ui
+from service.api import artifacts, capabilities, events, health, jobs, prometheus, schemas, ui
 from service.api.limits import BodySizeLimit
 from service.api.problems import install_problem_handler
 from service.config import Settings, get_settings
@@ -39,6 +39,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.prom = prometheus.ServiceMetrics(app)
     install_problem_handler(app)
     app.add_middleware(BodySizeLimit, max_bytes_getter=lambda: settings.max_upload_bytes)
-    for router in (jobs.router, events.router, artifacts.router, schemas.router, health.router, prometheus.router, ui.router):
+    for router in (jobs.router, events.router, artifacts.router, schemas.router, capabilities.router, health.router, prometheus.router, ui.router):
         app.include_router(router)
     return app

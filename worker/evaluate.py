@@ -167,6 +167,19 @@ def fidelity(original: nn.Module, compressed, inputs: torch.Tensor) -> dict:
     return result
 
 
+@torch.inference_mode()
+@quiet()
+def accuracy(model, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
+    """Top-1 accuracy: the share of inputs whose largest output is the label."""
+    correct = 0
+    for start in range(0, inputs.shape[0], batch_size):
+        out = _first_tensor(model(inputs[start : start + batch_size])).float()
+        if out.dim() != 2:
+            raise ValueError(f"accuracy needs (batch, classes) outputs; the model returns shape {list(out.shape)}")
+        correct += int((out.argmax(1) == labels[start : start + batch_size]).sum())
+    return round(correct / inputs.shape[0], 6)
+
+
 def _first_tensor(output):
     if isinstance(output, torch.Tensor):
         return output

@@ -12,9 +12,10 @@ from safetensors.torch import save_file
 from torch import nn
 
 from modelpress.artifacts import MANIFEST_KEY, load_pruned, read_manifest
+from worker.onnx_export import load_onnx, write_onnx
 
-ARTIFACT_NAMES = {"safetensors": "model.safetensors", "torchscript": "model.torchscript.pt"}
-MEDIA_TYPES = {"safetensors": "application/vnd.safetensors", "torchscript": "application/zip"}
+ARTIFACT_NAMES = {"safetensors": "model.safetensors", "torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
+MEDIA_TYPES = {"safetensors": "application/vnd.safetensors", "torchscript": "application/zip", "onnx": "application/onnx"}
 
 
 def write_safetensors(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None) -> None:
@@ -30,6 +31,9 @@ def write_safetensors(model: nn.Module, path: Path, example: torch.Tensor, manif
 def write_torchscript(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if isinstance(model, torch.jit.ScriptModule):
+            torch.jit.save(model, str(path))
+            return
         try:
             scripted = torch.jit.script(model)
         except Exception:
@@ -37,9 +41,11 @@ def write_torchscript(model: nn.Module, path: Path, example: torch.Tensor, manif
         torch.jit.save(scripted, str(path))
 
 
-WRITERS: dict[str, Callable[..., None]] = {
+# A writer returns None, or the check it ran on what it wrote (recorded in metrics.artifacts[name].check).
+WRITERS: dict[str, Callable[..., dict | None]] = {
     "safetensors": write_safetensors,
     "torchscript": write_torchscript,
+    "onnx": write_onnx,
 }
 
 
@@ -49,6 +55,8 @@ def load_for_measurement(fmt: str, path: Path, rebuild: Callable[[], nn.Module])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return torch.jit.load(str(path), map_location="cpu").eval(), "torchscript"
+    if fmt == "onnx":
+        return load_onnx(path), "onnxruntime"
     if fmt == "safetensors":
         from safetensors.torch import load_file
 

@@ -16,6 +16,8 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 def load_model(spec: JobSpec, path: Path) -> nn.Module:
+    if spec.model.format == "torchscript":
+        return load_torchscript(path)
     try:
         model = build_model(spec.model.architecture, spec.model.config)
     except UnknownArchitecture:
@@ -35,6 +37,26 @@ def load_model(spec: JobSpec, path: Path) -> nn.Module:
     except RuntimeError as exc:
         raise InvalidUpload(f"the state_dict does not fit {spec.model.architecture!r}: {exc}") from None
     return model.eval()
+
+
+def load_torchscript(path: Path) -> torch.jit.ScriptModule:
+    """``torch.jit.load`` on an archive the API has already checked (zip limits, names, CRCs, pickle globals).
+
+    TorchScript reads ``data.pkl`` with its own restricted unpickler (TorchScript classes from the
+    archive's code, tensors and containers; no arbitrary Python callables)."""
+    try:
+        model = torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as exc:  # a tampered or incompatible archive: say so, do not crash the worker
+        raise InvalidUpload(f"the TorchScript archive does not load: {type(exc).__name__}: {str(exc)[:300]}") from None
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)  # inference only; a ScriptModule run under inference_mode needs this
+    return model
+
+
+def input_dtype(spec: JobSpec) -> torch.dtype:
+    if spec.model.input is not None:
+        return DTYPES[spec.model.input.dtype]
+    return DTYPES[get_architecture(spec.model.architecture).input_dtype]
 
 
 def example_input(spec: JobSpec, batch_size: int, seed: int) -> torch.Tensor:

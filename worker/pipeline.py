@@ -17,7 +17,8 @@ from service.domain.metrics import METRICS_SCHEMA
 from service.domain.spec import JobSpec
 from worker import evaluate, export
 from worker.architectures import build_model
-from worker.loading import example_input, load_model
+from worker.data import Dataset, load_data
+from worker.loading import example_input, input_dtype, load_model
 from worker.methods import StepContext, apply_step
 
 FIDELITY_SAMPLES = 64
@@ -53,14 +54,21 @@ def run_pipeline(
     input_sha256: str,
     delay_s: float = 0.0,
     delay_cancellable: bool = True,
+    data: dict[str, tuple[Path, str]] | None = None,
+    data_sha256: dict[str, str] | None = None,
 ) -> PipelineResult:
     torch.manual_seed(spec.seed)
     device = torch.device(spec.device)
-    progress("loading", None, 0.02, "loading the model (safetensors, strict)")
+    how = "torch.jit.load" if spec.model.format == "torchscript" else "safetensors, strict"
+    progress("loading", None, 0.02, f"loading the model ({how})")
     original = load_model(spec, model_path)
     compressed = copy.deepcopy(original).to(device)
     example = example_input(spec, 1, spec.seed)
-    ctx = StepContext(device=device, example_input=example.to(device), seed=spec.seed, check_cancelled=check_cancelled)
+    datasets = {part: load_data(part, path, fmt, input_dtype(spec)) for part, (path, fmt) in (data or {}).items()}
+    ctx = StepContext(
+        device=device, example_input=example.to(device), seed=spec.seed, check_cancelled=check_cancelled,
+        **{part: d.inputs for part, d in datasets.items()},
+    )
 
     step_log = []
     n = len(spec.steps)
@@ -77,10 +85,13 @@ def run_pipeline(
     progress("exporting", None, 0.72, "writing artifacts")
     outputs = []
     manifest = manifest_of(compressed, spec.model.architecture, spec.model.config, original)
+    checks: dict[str, dict] = {}
     for fmt in spec.resolved_outputs:
         name = export.ARTIFACT_NAMES[fmt]
         path = workdir / name
-        export.WRITERS[fmt](compressed, path, example, manifest)
+        check = export.WRITERS[fmt](compressed, path, example, manifest)
+        if check is not None:
+            checks[name] = check
         outputs.append(Output(name=name, format=fmt, path=path, media_type=export.MEDIA_TYPES[fmt]))
 
     if delay_s:  # test-only (MODELPRESS_TEST_DELAY_S): a deterministic slow job, cancellable throughout
@@ -113,9 +124,15 @@ def run_pipeline(
             before["latency"].append(b)
             after["latency"].append(a)
         before["latency_ms"], after["latency_ms"] = before["latency"][0], after["latency"][0]
-    inputs = example_input(spec, FIDELITY_SAMPLES, spec.seed + 1).to(measure_on)
-    fidelity = evaluate.fidelity(original, artifact_model, inputs)
-    fidelity["inputs"] = f"{FIDELITY_SAMPLES} synthetic inputs of the declared shape (seeded normal noise), not real data"
+    eval_set = datasets.get("eval")
+    if eval_set is not None:
+        fidelity = evaluate.fidelity(original, artifact_model, eval_set.inputs.to(measure_on))
+        fidelity["inputs"] = f"the {len(eval_set)} inputs of the uploaded eval data"
+    else:
+        inputs = example_input(spec, FIDELITY_SAMPLES, spec.seed + 1).to(measure_on)
+        fidelity = evaluate.fidelity(original, artifact_model, inputs)
+        fidelity["inputs"] = f"{FIDELITY_SAMPLES} synthetic inputs of the declared shape (seeded normal noise), not real data"
+    quality = _quality(original, artifact_model, eval_set, measure_on)
 
     verdict = make_verdict(before, after, runtime)
     metrics = {
@@ -123,12 +140,16 @@ def run_pipeline(
         "device": spec.device,
         "before": before,
         "after": after,
-        "artifacts": {o.name: {"format": o.format, "bytes": o.path.stat().st_size} for o in outputs},
+        "artifacts": {
+            o.name: {"format": o.format, "bytes": o.path.stat().st_size, **({"check": checks[o.name]} if o.name in checks else {})}
+            for o in outputs
+        },
         "fidelity": fidelity,
+        **({"quality": quality} if quality else {}),
         "verdict": verdict,
         "steps": step_log,
         "notes": ctx.notes,
-        "provenance": provenance(spec, input_sha256),
+        "provenance": provenance(spec, input_sha256, data_sha256 or {}),
     }
     summary = {
         "size_ratio": verdict["size_ratio"],
@@ -170,7 +191,23 @@ def make_verdict(before: dict, after: dict, runtime: str) -> dict:
     return verdict
 
 
-def provenance(spec: JobSpec, input_sha256: str) -> dict:
+def _quality(original, artifact_model, eval_set: Dataset | None, device: torch.device) -> dict | None:
+    """Top-1 accuracy before/after on the uploaded, labelled eval set."""
+    if eval_set is None or eval_set.labels is None:
+        return None
+    inputs, labels = eval_set.inputs.to(device), eval_set.labels.to(device)
+    before = evaluate.accuracy(original, inputs, labels)
+    after = evaluate.accuracy(artifact_model, inputs, labels)
+    return {
+        "dataset": "eval",
+        "count": len(eval_set),
+        "top1_accuracy_before": before,
+        "top1_accuracy_after": after,
+        "accuracy_drop": round(before - after, 6),
+    }
+
+
+def provenance(spec: JobSpec, input_sha256: str, data_sha256: dict[str, str]) -> dict:
     return {
         "modelpress": __version__,
         "torch": torch.__version__,
@@ -182,5 +219,5 @@ def provenance(spec: JobSpec, input_sha256: str) -> dict:
         "device": spec.device,
         "seed": spec.seed,
         "spec": spec.model_dump(mode="json"),
-        "input_sha256": {"model": input_sha256},
+        "input_sha256": {"model": input_sha256, **data_sha256},
     }

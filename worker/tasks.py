@@ -24,7 +24,7 @@ from worker.lifecycle import INSTANCE
 
 log = logging.getLogger("modelpress.worker")
 
-MODEL_INPUT = "model.safetensors"
+DATA_PARTS = ("calibration", "train", "eval")
 METRICS_FILE = "metrics.json"
 
 
@@ -117,7 +117,13 @@ def run_job(self, job_id: str) -> None:
             import torch
 
             torch.set_num_threads(settings.worker_threads)
-        model_path = store.local_path(job_id, "inputs", MODEL_INPUT)
+        model_info = record.inputs[0]
+        model_path = store.local_path(job_id, "inputs", model_info.name)
+        data = {
+            i.name.split(".", 1)[0]: (store.local_path(job_id, "inputs", i.name), i.format)
+            for i in record.inputs[1:]
+            if i.name.split(".", 1)[0] in DATA_PARTS
+        }
         result = run_pipeline(
             spec,
             model_path,
@@ -126,7 +132,9 @@ def run_job(self, job_id: str) -> None:
             check_cancelled=check_cancelled,
             warmup=settings.latency_warmup,
             runs=settings.latency_runs,
-            input_sha256=record.inputs[0].sha256 if record.inputs else "",
+            input_sha256=model_info.sha256,
+            data=data,
+            data_sha256={i.name: i.sha256 for i in record.inputs[1:]},
             delay_s=settings.test_delay_s,
             delay_cancellable=settings.test_delay_cancellable,
         )

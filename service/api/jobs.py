@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from contextlib import ExitStack
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from service import intake
+from service.datafiles import check_data_file
 from service.api.deps import JobsDep, RedisDep, SettingsDep, StoreDep
 from service.api.views import JobPage, JobView, Problem
 from service.domain.errors import Conflict, InvalidSpec, InvalidUpload, TooManyJobs, Unavailable
@@ -37,7 +39,8 @@ PROBLEMS = {
     503: {"model": Problem, "description": "Redis or the queue is unavailable"},
 }
 
-MODEL_INPUT_NAME = "model.safetensors"
+MODEL_INPUT_NAMES = {"safetensors": "model.safetensors", "torchscript": "model.torchscript.pt"}
+DATA_EXTENSIONS = {"npz": "npz", "safetensors": "safetensors"}
 
 
 def base_url(request: Request, settings) -> str:
@@ -65,8 +68,13 @@ def submit_job(
     redis_client: RedisDep,
     jobs: JobsDep,
     store: StoreDep,
-    model: Annotated[UploadFile, File(description="The model: a safetensors state_dict.")],
+    model: Annotated[UploadFile, File(description="The model: a safetensors state_dict or a TorchScript archive.")],
     spec: Annotated[str, Form(description="The job spec as JSON text (see the README, 'The job spec').")],
+    calibration: Annotated[UploadFile | None, File(description="Calibration data: .npz or safetensors with 'inputs'.")] = None,
+    train: Annotated[UploadFile | None, File(description="Training data: 'inputs' and optional 'labels'.")] = None,
+    eval: Annotated[
+        UploadFile | None, File(description="Evaluation data: 'inputs' and optional 'labels' (accuracy before/after).")
+    ] = None,
     idempotency_key: Annotated[
         str | None,
         Header(max_length=IDEMPOTENCY_KEY_MAX, description="Retry-safe submission: the same key and the same request return the same job."),
@@ -77,13 +85,26 @@ def submit_job(
     job_spec = parse_spec(spec)
     staging = settings.artifacts_path / ".staging"
     staging.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=staging, prefix="upload-", delete=True) as tmp:
+    parts = {"calibration": calibration, "train": train, "eval": eval}
+    with ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.NamedTemporaryFile(dir=staging, prefix="upload-", delete=True))
         model_sha, copied = _copy_upload(model, tmp)
         request.app.state.prom.upload_bytes.inc(copied)
         upload = Path(tmp.name)
-        idem_key = None
+        staged = [(MODEL_INPUT_NAMES[job_spec.model.format], job_spec.model.format, upload)]
+        data_shas = []
+        for part, data in parts.items():
+            if data is None:
+                continue
+            data_tmp = stack.enter_context(tempfile.NamedTemporaryFile(dir=staging, prefix=f"{part}-", delete=True))
+            data_sha, data_bytes = _copy_upload(data, data_tmp)
+            request.app.state.prom.upload_bytes.inc(data_bytes)
+            data_shas.append(f"{part}:{data_sha}")
+            staged.append((part, None, Path(data_tmp.name)))
+        idem_key = fingerprint = None
         if idempotency_key:
-            fingerprint = hashlib.sha256((json.dumps(job_spec.model_dump(mode="json"), sort_keys=True) + model_sha).encode()).hexdigest()
+            body = json.dumps(job_spec.model_dump(mode="json"), sort_keys=True) + model_sha + ",".join(data_shas)
+            fingerprint = hashlib.sha256(body.encode()).hexdigest()
             idem_key = keys.idempotency("default", hashlib.sha256(idempotency_key.encode()).hexdigest())
             replay = _replay(redis_client, jobs, idem_key, fingerprint)
             if replay is not None:
@@ -92,6 +113,13 @@ def submit_job(
         if settings.max_queued_jobs and jobs.queued_count() >= settings.max_queued_jobs:
             raise TooManyJobs(f"{settings.max_queued_jobs} jobs are already queued; retry later", limit=settings.max_queued_jobs)
         _check_model_upload(upload, job_spec, settings, redis_client)
+        for i, (part, fmt, path) in enumerate(staged):
+            if fmt is None:
+                fmt = check_data_file(
+                    part, path, max_tensors=settings.max_tensors,
+                    max_parameters=settings.max_parameters, zip_limits=settings.zip_limits,
+                )
+                staged[i] = (f"{part}.{DATA_EXTENSIONS[fmt]}", fmt, path)
         job_id = new_job_id()
         if idem_key is not None and not redis_client.set(
             idem_key, json.dumps({"fingerprint": fingerprint, "job_id": job_id}), nx=True, ex=settings.idempotency_ttl_s
@@ -100,8 +128,11 @@ def submit_job(
             if replay is not None:
                 view = JobView.of(replay, base_url(request, settings))
                 return JSONResponse(view.model_dump(mode="json"), status_code=200, headers={"Location": view.links.self})
+        inputs = []
         try:
-            size, sha = store.put_file(job_id, "inputs", MODEL_INPUT_NAME, upload)
+            for name, fmt, path in staged:
+                size, sha = store.put_file(job_id, "inputs", name, path)
+                inputs.append(ArtifactInfo(name=name, format=fmt, bytes=size, sha256=sha))
         except OSError as exc:
             store.remove_job(job_id)
             if idem_key is not None:
@@ -114,7 +145,7 @@ def submit_job(
         queue=queue_for(job_spec.device),
         created_at=now,
         updated_at=now,
-        inputs=[ArtifactInfo(name=MODEL_INPUT_NAME, format=job_spec.model.format, bytes=size, sha256=sha)],
+        inputs=inputs,
     )
     try:
         jobs.create(record)
@@ -165,9 +196,11 @@ def _copy_upload(upload: UploadFile, target) -> tuple[str, int]:
 
 
 def _check_model_upload(path: Path, spec: JobSpec, settings, redis_client) -> None:
-    kind = intake.sniff(path)
+    kind = intake.sniff(path, settings.zip_limits)
     if kind != spec.model.format:
         raise InvalidUpload(f"the model file is {kind}, but the spec says model.format={spec.model.format!r}")
+    if kind == "torchscript":
+        return  # no architecture to check against: the worker's torch.jit.load decides
     header = intake.read_safetensors_header(path, max_tensors=settings.max_tensors, max_parameters=settings.max_parameters)
     if not header.tensors:
         raise InvalidUpload("the safetensors file holds no tensors")

@@ -6,11 +6,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from service.domain.capabilities import problems_for
 from service.domain.errors import InvalidSpec
 from service.domain.steps import Step
 
-ModelFormat = Literal["safetensors"]
-OutputFormat = Literal["safetensors", "torchscript"]
+ModelFormat = Literal["safetensors", "torchscript"]
+OutputFormat = Literal["safetensors", "torchscript", "onnx"]
 Device = Literal["cpu", "cuda"]
 DType = Literal["float32", "float16", "bfloat16", "int64", "int32"]
 
@@ -37,9 +38,24 @@ class InputSpec(Strict):
 
 class ModelSpec(Strict):
     format: ModelFormat = Field(default="safetensors", description="How the uploaded `model` part is stored.")
-    architecture: str = Field(min_length=1, max_length=100, description="A name from GET /architectures.")
+    architecture: str | None = Field(
+        default=None, min_length=1, max_length=100, description="A name from GET /architectures (safetensors uploads only)."
+    )
     config: dict[str, Any] = Field(default_factory=dict, description="The architecture's config.")
-    input: InputSpec | None = Field(default=None, description="Example input; default: the architecture's.")
+    input: InputSpec | None = Field(
+        default=None, description="Example input; default: the architecture's. Required for TorchScript uploads."
+    )
+
+    @model_validator(mode="after")
+    def _format_needs(self) -> "ModelSpec":
+        if self.format == "safetensors" and self.architecture is None:
+            raise ValueError("a safetensors state_dict needs model.architecture (see GET /architectures)")
+        if self.format == "torchscript":
+            if self.architecture is not None or self.config:
+                raise ValueError("a TorchScript archive carries its own code: leave out model.architecture and model.config")
+            if self.input is None:
+                raise ValueError("a TorchScript archive has no architecture to take a default input from: give model.input")
+        return self
 
 
 class EvaluateSpec(Strict):
@@ -67,6 +83,9 @@ class JobSpec(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "JobSpec":
+        problems = problems_for(self.model.format, self.device, list(self.steps), list(self.outputs))
+        if problems:
+            raise ValueError("; ".join(f"{p.loc}: {p.msg}" for p in problems))
         quantize_at = next((i for i, s in enumerate(self.steps) if s.method == "quantize"), None)
         if quantize_at is not None:
             label = self.steps[quantize_at].label
@@ -93,7 +112,9 @@ class JobSpec(Strict):
     def resolved_outputs(self) -> list[str]:
         if self.outputs:
             return list(self.outputs)
-        return ["torchscript"] if any(s.method == "quantize" for s in self.steps) else ["safetensors"]
+        if self.model.format == "torchscript" or any(s.method == "quantize" for s in self.steps):
+            return ["torchscript"]
+        return ["safetensors"]
 
 
 def parse_spec(text: str | bytes) -> JobSpec:

@@ -38,7 +38,9 @@ class StepContext:
     report: Callable[[float, str], None] = lambda fraction, message: None
     check_cancelled: Callable[[], None] = lambda: None
     notes: list[str] = field(default_factory=list)
-    calibration: torch.Tensor | None = None  # representative inputs for static quantization (None: synthetic)
+    calibration: torch.Tensor | None = None  # inputs of the ``calibration`` data part, if uploaded
+    train: torch.Tensor | None = None  # inputs of the ``train`` data part
+    eval: torch.Tensor | None = None  # inputs of the ``eval`` data part
 
 
 def handles(config_type: type[StepConfig]):

@@ -1,0 +1,194 @@
+"""What modelpress can do, as one torch-free table: methods x kinds x input formats x devices x data.
+
+``GET /capabilities`` serves it, and ``POST /jobs`` rejects impossible combinations with it
+(``problems_for``), so a spec that cannot run is a 422 at submit time, with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from service.domain.steps import (
+    ALL_STEP_TYPES,
+    BFloat16,
+    DynamicInt8,
+    Float16,
+    MagnitudePrune,
+    RandomPrune,
+    StaticInt8,
+    StepConfig,
+    StructuredPrune,
+    SVDLowRank,
+    WeightOnlyInt8,
+)
+
+INPUT_FORMATS: dict[str, str] = {
+    "safetensors": "a state_dict plus an architecture from GET /architectures; loaded with safetensors, strict",
+    "torchscript": "a torch.jit.save() archive; needs model.input; loaded with torch.jit.load in the worker",
+}
+REJECTED_FORMATS: dict[str, str] = {
+    "pickle": "unpickling runs arbitrary code",
+    "torch.save": "a pickle inside a zip",
+    "exported_program (.pt2)": "torch.export.load unpickles weights and constants with weights_only=False",
+}
+OUTPUT_FORMATS: dict[str, str] = {
+    "safetensors": "a plain float state_dict (architecture uploads only)",
+    "torchscript": "a torch.jit.save() archive, int8 included",
+    "onnx": "ONNX (opset 17, legacy exporter), checked with onnx.checker and verified against torch with onnxruntime; "
+    "not after int8 quantization",
+}
+DEVICES: dict[str, str] = {"cpu": "queue cpu", "cuda": "queue gpu"}
+DATA_PARTS: dict[str, str] = {
+    "calibration": "inputs for quantize:static_int8 (synthetic inputs otherwise, stated in the metrics)",
+    "train": "inputs (and labels) for methods that fine-tune (none yet needs it)",
+    "eval": "inputs and optional labels: fidelity on real inputs, top-1 accuracy before/after when labelled",
+}
+DATA_FORMATS: dict[str, str] = {
+    "npz": "numpy .npz with arrays 'inputs' and optional 'labels' (no object arrays; loaded with allow_pickle=False)",
+    "safetensors": "tensors 'inputs' and optional 'labels'",
+}
+OUTPUTS_BY_FORMAT: dict[str, tuple[str, ...]] = {
+    "safetensors": ("safetensors", "torchscript", "onnx"),
+    "torchscript": ("torchscript", "onnx"),
+}
+
+
+@dataclass(frozen=True)
+class MethodCapability:
+    config: type[StepConfig]
+    formats: dict[str, str | None]  # format -> None when supported, else why not
+    devices: dict[str, str | None]
+    data: tuple[str, ...] = ()
+    quantizes: bool = False
+    notes: str = ""
+
+    def reason(self, fmt: str, device: str) -> str | None:
+        return self.formats.get(fmt, f"not available for {fmt}") or self.devices.get(device, f"not available on {device}")
+
+
+_NEEDS_GRAPH = "needs the model's Python module graph; upload a safetensors state_dict with an architecture instead"
+_NEEDS_MODULES = "replaces modules, which a ScriptModule cannot; upload a safetensors state_dict with an architecture instead"
+
+METHODS: dict[type[StepConfig], MethodCapability] = {
+    MagnitudePrune: MethodCapability(
+        config=MagnitudePrune,
+        formats={"safetensors": None, "torchscript": None},
+        devices={"cpu": None, "cuda": None},
+        notes="on TorchScript, acts on the parameters named '<module>.weight' with 2+ dimensions",
+    ),
+    DynamicInt8: MethodCapability(
+        config=DynamicInt8,
+        formats={
+            "safetensors": None,
+            "torchscript": "quantize_dynamic cannot swap modules inside a ScriptModule "
+            "(torch 2.13 returns it unchanged); upload a safetensors state_dict with an architecture instead",
+        },
+        devices={"cpu": None, "cuda": "dynamic int8 runs on CPU int8 kernels only; use device 'cpu'"},
+        quantizes=True,
+    ),
+    RandomPrune: MethodCapability(
+        config=RandomPrune,
+        formats={"safetensors": None, "torchscript": "random pruning needs nn.Module hooks; use prune:magnitude on TorchScript"},
+        devices={"cpu": None, "cuda": None},
+    ),
+    StructuredPrune: MethodCapability(
+        config=StructuredPrune,
+        formats={"safetensors": None, "torchscript": _NEEDS_GRAPH},
+        devices={"cpu": None, "cuda": None},
+        notes="physically removes channels/neurons (torch-pruning dependency graph); safetensors output carries a manifest",
+    ),
+    WeightOnlyInt8: MethodCapability(
+        config=WeightOnlyInt8,
+        formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
+        devices={"cpu": None, "cuda": None},
+        quantizes=True,
+    ),
+    StaticInt8: MethodCapability(
+        config=StaticInt8,
+        formats={"safetensors": None, "torchscript": _NEEDS_GRAPH},
+        devices={"cpu": None, "cuda": "static int8 runs on CPU int8 kernels only; use device 'cpu'"},
+        data=("calibration",),
+        quantizes=True,
+        notes="calibrates on the calibration part when given, else on synthetic inputs (stated in the metrics)",
+    ),
+    Float16: MethodCapability(
+        config=Float16,
+        formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
+        devices={"cpu": None, "cuda": None},
+        quantizes=True,
+        notes="real speed-ups need native fp16 (GPU tensor cores); on AVX2 CPUs it is usually not faster",
+    ),
+    BFloat16: MethodCapability(
+        config=BFloat16,
+        formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
+        devices={"cpu": None, "cuda": None},
+        quantizes=True,
+    ),
+    SVDLowRank: MethodCapability(
+        config=SVDLowRank,
+        formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
+        devices={"cpu": None, "cuda": None},
+    ),
+}
+assert set(METHODS) == set(ALL_STEP_TYPES), "every step type needs a row in the capabilities table"
+
+
+@dataclass
+class Problem:
+    loc: str
+    msg: str
+    type: str = "unsupported"
+
+    def as_error(self) -> dict[str, str]:
+        return {"loc": self.loc, "msg": self.msg, "type": self.type}
+
+
+def problems_for(model_format: str, device: str, steps: list[StepConfig], outputs: list[str]) -> list[Problem]:
+    """Every impossible combination in a spec, each with its reason."""
+    problems: list[Problem] = []
+    for i, step in enumerate(steps):
+        reason = METHODS[type(step)].reason(model_format, device)
+        if reason:
+            problems.append(Problem(f"steps.{i}", f"{step.label} on {model_format}/{device}: {reason}"))
+    allowed = OUTPUTS_BY_FORMAT[model_format]
+    for i, out in enumerate(outputs):
+        if out not in allowed:
+            problems.append(Problem(f"outputs.{i}", f"output {out!r} is not available for a {model_format} upload; choose from {list(allowed)}"))
+    if any(METHODS[type(s)].quantizes for s in steps) and "safetensors" in outputs:
+        problems.append(Problem("outputs", "'safetensors' holds a plain float32 state_dict and cannot carry a quantized or cast model; ask for 'torchscript'"))
+    if any(METHODS[type(s)].quantizes for s in steps) and "onnx" in outputs:
+        problems.append(Problem("outputs", "'onnx' is not offered after quantization (torch's ONNX exporter has no mapping for its int8 ops, e.g. quantized::linear_dynamic); ask for 'torchscript'"))
+    return problems
+
+
+def table() -> dict[str, Any]:
+    """The document GET /capabilities serves."""
+    methods = []
+    for cap in METHODS.values():
+        fields = cap.config.model_fields
+        methods.append(
+            {
+                "method": fields["method"].default,
+                "kind": fields["kind"].default,
+                "description": (cap.config.__doc__ or "").strip(),
+                "formats": {f: {"supported": r is None, **({"reason": r} if r else {})} for f, r in cap.formats.items()},
+                "devices": {d: {"supported": r is None, **({"reason": r} if r else {})} for d, r in cap.devices.items()},
+                "data": list(cap.data),
+                "notes": cap.notes,
+                "schema": cap.config.model_json_schema(),
+            }
+        )
+    return {
+        "methods": methods,
+        "input_formats": INPUT_FORMATS,
+        "rejected_formats": REJECTED_FORMATS,
+        "output_formats": OUTPUT_FORMATS,
+        "outputs_by_input_format": {k: list(v) for k, v in OUTPUTS_BY_FORMAT.items()},
+        "devices": DEVICES,
+        "data_parts": DATA_PARTS,
+        "data_formats": DATA_FORMATS,
+    }
+
+
+__all__ = ["METHODS", "MethodCapability", "Problem", "problems_for", "table"]

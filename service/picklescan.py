@@ -1,0 +1,36 @@
+"""Read a pickle's opcodes without running it, and refuse any global outside an allowlist.
+
+TorchScript archives hold ``data.pkl`` / ``constants.pkl``, which ``torch.jit.load`` reads with
+its own restricted unpickler. As a second line of defence the API walks the opcodes
+(``pickletools.genops`` never executes anything) and accepts only the globals a TorchScript
+archive legitimately names: its own ``__torch__`` classes, tensor rebuild helpers, storages.
+"""
+
+from __future__ import annotations
+
+import io
+import pickletools
+import re
+
+from service.domain.errors import InvalidUpload, UnsafeUpload
+
+ALLOWED_GLOBALS = re.compile(
+    r"^(__torch__(\.[\w.]+)? \w+"
+    r"|torch \w+Storage"
+    r"|torch\._utils _rebuild_(tensor_v2|parameter|qtensor|sparse_tensor)"
+    r"|torch (device|Size|per_tensor_affine|per_channel_affine|quint8|qint8|qint32|float32|float16|bfloat16|int64|int32|int8|uint8|bool)"
+    r"|torch\.jit\._pickle (build_\w+|restore_type_tag)"
+    r"|collections OrderedDict)$"
+)
+FORBIDDEN_OPCODES = {"STACK_GLOBAL", "INST", "OBJ"}  # TorchScript writes GLOBAL; these hide what they import
+
+
+def check_pickle(data: bytes, name: str) -> None:
+    try:
+        for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
+            if opcode.name in FORBIDDEN_OPCODES:
+                raise UnsafeUpload(f"{name}: pickle opcode {opcode.name} is not accepted in a TorchScript archive", detected="pickle-global")
+            if opcode.name == "GLOBAL" and not ALLOWED_GLOBALS.match(str(arg)):
+                raise UnsafeUpload(f"{name}: the pickle names {arg!r}, which a TorchScript archive has no reason to", detected="pickle-global")
+    except (ValueError, IndexError, EOFError) as exc:
+        raise InvalidUpload(f"{name}: corrupt pickle stream ({exc})") from None

@@ -1,0 +1,59 @@
+"""Building zip archives for tests: TorchScript archives of a model the zoo does not know, and
+tampered, bomb and traversal variants of them."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import torch
+from torch import nn
+
+FEATURES, CLASSES = 16, 4
+
+
+class Odd(nn.Module):
+    """Not in the zoo: a tanh MLP with a scaled residual-free head."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(FEATURES, 64)
+        self.b = nn.Linear(64, CLASSES)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x)) * 2.0)
+
+
+def torchscript_bytes(seed: int = 0) -> bytes:
+    torch.manual_seed(seed)
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(Odd().eval()), buffer)
+    return buffer.getvalue()
+
+
+def rezip(data: bytes, replace: dict[str, bytes] | None = None, add: dict[str, bytes] | None = None) -> bytes:
+    """The same archive with some entries replaced (valid CRCs) and some added."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, (replace or {}).get(info.filename, src.read(info.filename)))
+        for name, content in (add or {}).items():
+            dst.writestr(name, content)
+    return out.getvalue()
+
+
+def entry_name(data: bytes, suffix: str) -> str:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        return next(n for n in z.namelist() if n.endswith(suffix))
+
+
+def zip_bomb(megabytes: int = 64) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("m/code/__torch__.py", b"")
+        z.writestr("m/constants.pkl", b"\x80\x02).")
+        z.writestr("m/data/0", b"\0" * (megabytes * 1024 * 1024))
+    return out.getvalue()
+
+
+EVIL_PICKLE = b"\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03."
