@@ -144,3 +144,28 @@ def test_unknown_job_is_404(api):
 
 def test_unknown_route_is_a_problem_too(api):
     assert_problem(api.get("/no/such/route"), 404)
+
+
+def test_a_claimed_multi_gigabyte_body_is_refused_before_it_is_read(stack, artifact_root):
+    """Content-Length says 5 GB; the server answers 413 at once without waiting for (or storing) a byte."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(stack.base_url)
+    request = (
+        f"POST /jobs HTTP/1.1\r\nHost: {url.hostname}\r\n"
+        "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 5000000000\r\n\r\n--x\r\n"
+    ).encode()
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(request)
+        reply = b""
+        while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413")
+    assert b"application/problem+json" in head
+    assert json.loads(body)["type"].endswith("/upload-too-large")
+    assert staging_files(artifact_root) == []
