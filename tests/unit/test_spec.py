@@ -1,4 +1,5 @@
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from service.domain.errors import InvalidSpec
 from service.domain.spec import parse_spec
@@ -50,3 +51,33 @@ def test_not_json():
 def test_input_shape_must_be_positive():
     with pytest.raises(InvalidSpec):
         parse_spec('{"model": {"architecture": "mlp", "input": {"shape": [0, 784]}}, "steps": [{"method": "quantize", "kind": "dynamic_int8"}]}')
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    max_leaves=20,
+)
+step_like = st.fixed_dictionaries(
+    {"method": st.sampled_from(["prune", "quantize", "lowrank", "x"]), "kind": st.text(max_size=12)},
+    optional={"amount": json_values, "scope": json_values, "include": json_values, "pattern": json_values},
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.one_of(
+        json_values,
+        st.fixed_dictionaries({"model": json_values, "steps": st.lists(step_like, max_size=3)},
+                              optional={"device": json_values, "outputs": json_values, "evaluate": json_values}),
+    )
+)
+def test_any_json_is_a_spec_or_a_422_never_a_crash(document):
+    import json
+
+    try:
+        spec = parse_spec(json.dumps(document))
+    except InvalidSpec as exc:
+        assert exc.status == 422 and exc.extra["errors"]
+    else:
+        assert spec.steps and spec.resolved_outputs

@@ -106,7 +106,7 @@ NAMES = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(entries=st.dictionaries(NAMES, st.binary(max_size=64), max_size=6), cut=st.integers(min_value=0, max_value=400),
        deflate=st.booleans())
 def test_fuzzed_zips_only_ever_raise_problems(tmp_path, entries, cut, deflate):
@@ -122,7 +122,7 @@ def test_fuzzed_zips_only_ever_raise_problems(tmp_path, entries, cut, deflate):
         pass
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(position=st.integers(min_value=0), value=st.integers(min_value=0, max_value=255))
 def test_flipped_bytes_in_a_torchscript_archive_only_ever_raise_problems(tmp_path, position, value):
     data = bytearray(torchscript_bytes())
