@@ -14,8 +14,11 @@ Sections
   3072->768 layers, nothing after the last one; input (32, 768).  Also contains the
   50 % structured-pruned (3072 -> 1536 hidden) variants, so that their ratios are vs
   the *unpruned* fp32 eager model measured in the same rounds.
+* ``mlp_b1``: the same MLP at batch 1 (a subset of the variants).
 * ``resnet18_b1`` / ``resnet18_b32`` / ``mobilenet_v2_b1``: torchvision-compatible
-  models (random weights, torchvision init) at 224x224.
+  models (worker.architectures if available, else inline copies; random weights,
+  torchvision init, BN statistics re-estimated on random data) at 224x224.
+  Sections after --budget-s seconds are skipped (recorded in the JSON).
 
 For every variant: median / p25 / p75 latency, speed-up vs fp32 eager (ratio of medians
 and median of per-round paired ratios), time to build (quantize + export + compile, incl.
