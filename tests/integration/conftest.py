@@ -52,6 +52,18 @@ def artifact_root(stack):
 
 
 @pytest.fixture
+def nothing_left_behind(api, artifact_root):
+    """A rejected request leaves no job record, no job directory and no staged upload behind."""
+    from tests.integration.helpers import job_count, staging_files, stored_job_dirs
+
+    before_jobs, before_dirs = job_count(api), stored_job_dirs(artifact_root)
+    yield
+    assert job_count(api) == before_jobs
+    assert stored_job_dirs(artifact_root) == before_dirs
+    assert staging_files(artifact_root) == []
+
+
+@pytest.fixture
 def private_redis(tmp_path):
     """A bare private redis-server (no API, no worker), flushed per test."""
     import redis as redis_lib

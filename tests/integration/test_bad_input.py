@@ -41,15 +41,6 @@ def assert_problem(response, status: int, slug: str | None = None) -> dict:
     return problem
 
 
-@pytest.fixture
-def nothing_left_behind(api, artifact_root):
-    before_jobs, before_dirs = job_count(api), stored_job_dirs(artifact_root)
-    yield
-    assert job_count(api) == before_jobs
-    assert stored_job_dirs(artifact_root) == before_dirs
-    assert staging_files(artifact_root) == []
-
-
 @pytest.mark.usefixtures("nothing_left_behind")
 class TestRejectedSubmissions:
     def test_spec_that_is_not_json(self, api, digits_mlp_path):

@@ -59,15 +59,6 @@ def test_capabilities_and_architectures(api):
     assert "config_schema" in archs.json()["architectures"]["mlp"]
 
 
-@pytest.fixture
-def nothing_left_behind(api, artifact_root):
-    before_jobs, before_dirs = job_count(api), stored_job_dirs(artifact_root)
-    yield
-    assert job_count(api) == before_jobs
-    assert stored_job_dirs(artifact_root) == before_dirs
-    assert staging_files(artifact_root) == []
-
-
 def _problem(response, status: int, slug: str) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
