@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     latency_warmup: int = Field(default=5, ge=0)
     latency_runs: int = Field(default=30, ge=1)
 
+    search_max_seconds: float = Field(
+        default=1800.0, gt=0,
+        description="Default time budget of a goal search (goal.max_seconds overrides it), checked between candidates.",
+    )
+    sensitivity_max_layers: int = Field(
+        default=30, ge=1,
+        description="analyze:sensitivity measures each layer when there are at most this many, else uses a weight-error proxy.",
+    )
+    sensitivity_max_samples: int = Field(default=1000, ge=1, description="Eval inputs analyze:sensitivity measures on (the first N).")
+
     cancel_grace_s: float = Field(
         default=30.0, ge=0,
         description="How long a cancelling job may run on before the sweeper revokes its Celery task with terminate.",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
+from torch import nn
 
 from modelpress.artifacts import manifest_of
 from service import __version__
@@ -42,73 +43,81 @@ class PipelineResult:
 Progress = Callable[[str, int | None, float, str], None]
 
 
-def run_pipeline(
-    spec: JobSpec,
-    model_path: Path,
-    workdir: Path,
-    *,
-    progress: Progress,
-    check_cancelled: Callable[[], None],
-    warmup: int,
-    runs: int,
-    input_sha256: str,
-    delay_s: float = 0.0,
-    delay_cancellable: bool = True,
-    data: dict[str, tuple[Path, str]] | None = None,
-    data_sha256: dict[str, str] | None = None,
-) -> PipelineResult:
+@dataclass
+class Prepared:
+    """What every candidate pipeline starts from: the loaded original, the data, the example input."""
+
+    spec: JobSpec
+    model_path: Path
+    original: nn.Module
+    device: torch.device
+    example: torch.Tensor
+    datasets: dict[str, Dataset] = field(default_factory=dict)
+
+    def context(self, check_cancelled: Callable[[], None], deadline: float | None = None) -> StepContext:
+        """A fresh step context over the job's data (one per pipeline run)."""
+        d = self.datasets
+        return StepContext(
+            device=self.device, example_input=self.example.to(self.device), seed=self.spec.seed, check_cancelled=check_cancelled,
+            deadline=deadline,
+            **{part: ds.inputs for part, ds in d.items()},
+            eval_labels=d["eval"].labels if "eval" in d else None,
+            train_labels=d["train"].labels if "train" in d else None,
+        )
+
+
+def prepare(spec: JobSpec, model_path: Path, data: dict[str, tuple[Path, str]] | None, progress: Progress) -> Prepared:
     torch.manual_seed(spec.seed)
-    device = torch.device(spec.device)
     how = "torch.jit.load" if spec.model.format == "torchscript" else "safetensors, strict"
     progress("loading", None, 0.02, f"loading the model ({how})")
     original = load_model(spec, model_path)
-    compressed = copy.deepcopy(original).to(device)
-    example = example_input(spec, 1, spec.seed)
     datasets = {part: load_data(part, path, fmt, input_dtype(spec)) for part, (path, fmt) in (data or {}).items()}
-    ctx = StepContext(
-        device=device, example_input=example.to(device), seed=spec.seed, check_cancelled=check_cancelled,
-        **{part: d.inputs for part, d in datasets.items()},
-    )
+    return Prepared(spec=spec, model_path=model_path, original=original, device=torch.device(spec.device),
+                    example=example_input(spec, 1, spec.seed), datasets=datasets)
 
+
+def compress(prepared: Prepared, steps: list, ctx: StepContext, progress: Progress, span: tuple[float, float] = (0.1, 0.7)) -> tuple[nn.Module, list[dict]]:
+    """Apply ``steps`` in order to a copy of the original; return (model on CPU in eval mode, step timings)."""
+    model = copy.deepcopy(prepared.original).to(prepared.device)
+    lo, width = span[0], span[1] - span[0]
     step_log = []
-    n = len(spec.steps)
-    for i, step in enumerate(spec.steps):
-        check_cancelled()
-        progress("compressing", i, 0.1 + 0.6 * i / n, f"step {i + 1}/{n}: {step.label}")
-        ctx.report = lambda fraction, message, i=i: progress("compressing", i, 0.1 + 0.6 * (i + fraction) / n, message)
+    n = len(steps)
+    for i, step in enumerate(steps):
+        ctx.check_cancelled()
+        progress("compressing", i, lo + width * i / n, f"step {i + 1}/{n}: {step.label}")
+        ctx.report = lambda fraction, message, i=i: progress("compressing", i, lo + width * (i + fraction) / n, message)
         started = time.perf_counter()
-        compressed = apply_step(compressed, step, ctx)
+        model = apply_step(model, step, ctx)
         step_log.append({"step": i, "label": step.label, "seconds": round(time.perf_counter() - started, 3)})
-    compressed = compressed.cpu().eval()
+    return model.cpu().eval(), step_log
 
-    check_cancelled()
-    progress("exporting", None, 0.72, "writing artifacts")
-    outputs = []
-    manifest = manifest_of(compressed, spec.model.architecture, spec.model.config, original)
-    checks: dict[str, dict] = {}
-    for fmt in spec.resolved_outputs:
+
+def write_outputs(prepared: Prepared, compressed: nn.Module, formats: list[str], workdir: Path) -> tuple[list[Output], dict[str, dict]]:
+    """Write one artifact per format into ``workdir``; return them and the checks the writers ran."""
+    spec = prepared.spec
+    workdir.mkdir(parents=True, exist_ok=True)
+    manifest = manifest_of(compressed, spec.model.architecture, spec.model.config, prepared.original)
+    outputs, checks = [], {}
+    for fmt in formats:
         name = export.ARTIFACT_NAMES[fmt]
         path = workdir / name
-        check = export.WRITERS[fmt](compressed, path, example, manifest)
+        check = export.WRITERS[fmt](compressed, path, prepared.example, manifest)
         if check is not None:
             checks[name] = check
         outputs.append(Output(name=name, format=fmt, path=path, media_type=export.MEDIA_TYPES[fmt]))
+    return outputs, checks
 
-    if delay_s:  # test-only (MODELPRESS_TEST_DELAY_S): a deterministic slow job, cancellable throughout
-        progress("measuring", None, 0.75, f"test delay: {delay_s} s")
-        deadline = time.monotonic() + delay_s
-        while time.monotonic() < deadline:
-            if delay_cancellable:
-                check_cancelled()
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
-    check_cancelled()
-    progress("measuring", None, 0.8, "measuring size, latency and fidelity")
+
+def measure(prepared: Prepared, compressed: nn.Module, outputs: list[Output], *, warmup: int, runs: int,
+            check_cancelled: Callable[[], None]) -> dict:
+    """Before/after size, latency, fidelity, accuracy and the verdict, measured on the first written artifact."""
+    spec, original, device = prepared.spec, prepared.original, prepared.device
     torch.set_num_threads(spec.evaluate.threads)
     primary = outputs[0]
     artifact_model, runtime = export.load_for_measurement(
         primary.format, primary.path, lambda: build_model(spec.model.architecture, spec.model.config)
     )
-    before = {"file_bytes": model_path.stat().st_size, **evaluate.parameter_stats(original), "layers": evaluate.layers(original)}
+    before = {"file_bytes": prepared.model_path.stat().st_size, **evaluate.parameter_stats(original), "layers": evaluate.layers(original)}
     after = {"artifact": primary.name, "file_bytes": primary.path.stat().st_size, **evaluate.parameter_stats(compressed),
              "layers": evaluate.layers(compressed)}
     measure_on = _measurement_device(device, runtime)
@@ -124,7 +133,7 @@ def run_pipeline(
             before["latency"].append(b)
             after["latency"].append(a)
         before["latency_ms"], after["latency_ms"] = before["latency"][0], after["latency"][0]
-    eval_set = datasets.get("eval")
+    eval_set = prepared.datasets.get("eval")
     if eval_set is not None:
         fidelity = evaluate.fidelity(original, artifact_model, eval_set.inputs.to(measure_on))
         fidelity["inputs"] = f"the {len(eval_set)} inputs of the uploaded eval data"
@@ -133,34 +142,84 @@ def run_pipeline(
         fidelity = evaluate.fidelity(original, artifact_model, inputs)
         fidelity["inputs"] = f"{FIDELITY_SAMPLES} synthetic inputs of the declared shape (seeded normal noise), not real data"
     quality = _quality(original, artifact_model, eval_set, measure_on)
+    prepared.original = prepared.original.cpu()
+    return {"before": before, "after": after, "fidelity": fidelity, **({"quality": quality} if quality else {}),
+            "verdict": make_verdict(before, after, runtime)}
 
-    verdict = make_verdict(before, after, runtime)
-    metrics = {
-        "schema": METRICS_SCHEMA,
-        "device": spec.device,
-        "before": before,
-        "after": after,
-        "artifacts": {
-            o.name: {"format": o.format, "bytes": o.path.stat().st_size, **({"check": checks[o.name]} if o.name in checks else {})}
-            for o in outputs
-        },
-        "fidelity": fidelity,
-        **({"quality": quality} if quality else {}),
-        "verdict": verdict,
-        "steps": step_log,
-        "notes": ctx.notes,
-        "provenance": provenance(spec, input_sha256, data_sha256 or {}),
+
+def artifact_table(outputs: list[Output], checks: dict[str, dict]) -> dict:
+    return {
+        o.name: {"format": o.format, "bytes": o.path.stat().st_size, **({"check": checks[o.name]} if o.name in checks else {})}
+        for o in outputs
     }
-    summary = {
+
+
+def summary_of(measured: dict) -> dict:
+    verdict = measured["verdict"]
+    return {
         "size_ratio": verdict["size_ratio"],
         "speedup": verdict.get("speedup"),
         "smaller": verdict["smaller"],
         "faster": verdict.get("faster"),
-        "cosine_similarity": fidelity["cosine_similarity"],
-        "sparsity": after["sparsity"],
+        "cosine_similarity": measured["fidelity"]["cosine_similarity"],
+        "sparsity": measured["after"]["sparsity"],
+    }
+
+
+def run_pipeline(
+    spec: JobSpec,
+    model_path: Path,
+    workdir: Path,
+    *,
+    progress: Progress,
+    check_cancelled: Callable[[], None],
+    warmup: int,
+    runs: int,
+    input_sha256: str,
+    delay_s: float = 0.0,
+    delay_cancellable: bool = True,
+    data: dict[str, tuple[Path, str]] | None = None,
+    data_sha256: dict[str, str] | None = None,
+    search_max_seconds: float | None = None,
+) -> PipelineResult:
+    prepared = prepare(spec, model_path, data, progress)
+    if spec.goal is not None:
+        from worker.search import run_search
+
+        result = run_search(prepared, workdir, progress=progress, check_cancelled=check_cancelled, warmup=warmup, runs=runs,
+                            max_seconds=search_max_seconds)
+        result.metrics["provenance"] = provenance(spec, input_sha256, data_sha256 or {})
+        progress("done", None, 1.0, "finished")
+        return result
+    ctx = prepared.context(check_cancelled)
+    compressed, step_log = compress(prepared, list(spec.steps), ctx, progress)
+
+    check_cancelled()
+    progress("exporting", None, 0.72, "writing artifacts")
+    outputs, checks = write_outputs(prepared, compressed, spec.resolved_outputs, workdir)
+
+    if delay_s:  # test-only (MODELPRESS_TEST_DELAY_S): a deterministic slow job, cancellable throughout
+        progress("measuring", None, 0.75, f"test delay: {delay_s} s")
+        deadline = time.monotonic() + delay_s
+        while time.monotonic() < deadline:
+            if delay_cancellable:
+                check_cancelled()
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+    check_cancelled()
+    progress("measuring", None, 0.8, "measuring size, latency and fidelity")
+    measured = measure(prepared, compressed, outputs, warmup=warmup, runs=runs, check_cancelled=check_cancelled)
+    metrics = {
+        "schema": METRICS_SCHEMA,
+        "device": spec.device,
+        **measured,
+        "artifacts": artifact_table(outputs, checks),
+        "steps": step_log,
+        "notes": ctx.notes,
+        **ctx.results,
+        "provenance": provenance(spec, input_sha256, data_sha256 or {}),
     }
     progress("done", None, 1.0, "finished")
-    return PipelineResult(outputs=outputs, metrics=metrics, summary=summary)
+    return PipelineResult(outputs=outputs, metrics=metrics, summary=summary_of(measured))
 
 
 def _measurement_device(device: torch.device, runtime: str) -> torch.device:

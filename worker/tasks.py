@@ -137,6 +137,7 @@ def run_job(self, job_id: str) -> None:
             data_sha256={i.name: i.sha256 for i in record.inputs[1:]},
             delay_s=settings.test_delay_s,
             delay_cancellable=settings.test_delay_cancellable,
+            search_max_seconds=min(settings.search_max_seconds, settings.job_soft_time_limit_s),
         )
         artifacts = []
         for output in result.outputs:

@@ -19,6 +19,7 @@ from service.domain.steps import (
     StaticInt8,
     StepConfig,
     StructuredPrune,
+    Sensitivity,
     SVDLowRank,
     WeightOnlyInt8,
 )
@@ -41,8 +42,9 @@ OUTPUT_FORMATS: dict[str, str] = {
 DEVICES: dict[str, str] = {"cpu": "queue cpu", "cuda": "queue gpu"}
 DATA_PARTS: dict[str, str] = {
     "calibration": "inputs for quantize:static_int8 (synthetic inputs otherwise, stated in the metrics)",
-    "train": "inputs (and labels) for methods that fine-tune (none yet needs it)",
-    "eval": "inputs and optional labels: fidelity on real inputs, top-1 accuracy before/after when labelled",
+    "train": "inputs (and labels) for methods that fine-tune; with a goal, also calibrates static int8 when no calibration part is given",
+    "eval": "inputs and optional labels: fidelity on real inputs, top-1 accuracy before/after when labelled; "
+    "required by a goal with max_accuracy_drop (with labels for metric top1)",
 }
 DATA_FORMATS: dict[str, str] = {
     "npz": "numpy .npz with arrays 'inputs' and optional 'labels' (no object arrays; loaded with allow_pickle=False)",
@@ -129,6 +131,14 @@ METHODS: dict[type[StepConfig], MethodCapability] = {
         config=SVDLowRank,
         formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
         devices={"cpu": None, "cuda": None},
+    ),
+    Sensitivity: MethodCapability(
+        config=Sensitivity,
+        formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
+        devices={"cpu": None, "cuda": None},
+        data=("eval",),
+        notes="leaves the model unchanged; measures on the eval part (accuracy with labels, else agreement with the model "
+        "itself), on synthetic inputs without it; writes metrics.sensitivity",
     ),
 }
 assert set(METHODS) == set(ALL_STEP_TYPES), "every step type needs a row in the capabilities table"

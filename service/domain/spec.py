@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from service.domain.capabilities import problems_for
 from service.domain.errors import InvalidSpec
+from service.domain.goal import Goal
 from service.domain.steps import Step
 
 ModelFormat = Literal["safetensors", "torchscript"]
@@ -72,7 +73,14 @@ class EvaluateSpec(Strict):
 
 class JobSpec(Strict):
     model: ModelSpec
-    steps: list[Step] = Field(min_length=1, max_length=16, description="Run in order; a list is a pipeline.")
+    steps: list[Step] = Field(
+        default_factory=list, max_length=16,
+        description="Run in order; a list is a pipeline. Optional when a `goal` is given (then, if given, tried first).",
+    )
+    goal: Goal | None = Field(
+        default=None,
+        description="What the result must achieve; the worker searches candidate pipelines, cheapest first, until one meets it.",
+    )
     device: Device = "cpu"
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     outputs: list[OutputFormat] = Field(
@@ -83,6 +91,10 @@ class JobSpec(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "JobSpec":
+        if not self.steps and self.goal is None:
+            raise ValueError("give 'steps' (a pipeline), a 'goal' (searched for), or both")
+        if self.goal is not None and self.goal.min_speedup is not None and not self.evaluate.latency:
+            raise ValueError("goal.min_speedup needs latency measurements; leave evaluate.latency true")
         problems = problems_for(self.model.format, self.device, list(self.steps), list(self.outputs))
         if problems:
             raise ValueError("; ".join(f"{p.loc}: {p.msg}" for p in problems))

@@ -25,6 +25,7 @@ _METHOD_MODULES = (
     "worker.methods.casting",
     "worker.methods.static_int8",
     "worker.methods.lowrank",
+    "worker.methods.sensitivity",
 )
 
 
@@ -41,6 +42,10 @@ class StepContext:
     calibration: torch.Tensor | None = None  # inputs of the ``calibration`` data part, if uploaded
     train: torch.Tensor | None = None  # inputs of the ``train`` data part
     eval: torch.Tensor | None = None  # inputs of the ``eval`` data part
+    eval_labels: torch.Tensor | None = None  # labels of the ``eval`` data part, if it has them
+    train_labels: torch.Tensor | None = None  # labels of the ``train`` data part, if it has them
+    deadline: float | None = None  # time.monotonic() by which a long step (training, search) should wrap up
+    results: dict[str, Any] = field(default_factory=dict)  # what analysis steps measured, merged into the metrics
 
 
 def handles(config_type: type[StepConfig]):

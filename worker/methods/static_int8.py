@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from fnmatch import fnmatchcase
 
 import torch
 from torch import nn
@@ -45,8 +46,12 @@ def static_int8(model: nn.Module, step: StaticInt8, ctx: StepContext) -> nn.Modu
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.backends.quantized.engine = "x86"
+        mapping = get_default_qconfig_mapping("x86")
+        kept = [name for name, _ in model.named_modules() if name and any(fnmatchcase(name, p) for p in step.exclude)]
+        for name in kept:
+            mapping = mapping.set_module_name(name, None)
         try:
-            prepared = prepare_fx(copy.deepcopy(model).cpu().eval(), get_default_qconfig_mapping("x86"), (example,))
+            prepared = prepare_fx(copy.deepcopy(model).cpu().eval(), mapping, (example,))
         except Exception as exc:  # symbolic tracing fails on data-dependent control flow
             raise InvalidSpec(f"quantize:static_int8: the model cannot be traced by torch.fx ({type(exc).__name__}: {exc})") from None
         with torch.inference_mode():
@@ -58,5 +63,6 @@ def static_int8(model: nn.Module, step: StaticInt8, ctx: StepContext) -> nn.Modu
     source = f"{len(batches)} synthetic batches (seeded normal noise of the declared shape, not real data)" if synthetic else (
         f"the given calibration data ({sum(b.shape[0] for b in batches)} samples)"
     )
-    ctx.notes.append(f"{step.label}: FX graph mode, x86 qconfig; calibrated on {source}")
+    kept_note = f"; kept in float: {', '.join(kept)}" if kept else ""
+    ctx.notes.append(f"{step.label}: FX graph mode, x86 qconfig; calibrated on {source}{kept_note}")
     return quantized

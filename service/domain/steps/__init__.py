@@ -6,6 +6,7 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
+from service.domain.steps.analyze import Sensitivity
 from service.domain.steps.base import StepConfig
 from service.domain.steps.lowrank import SVDLowRank
 from service.domain.steps.prune import MagnitudePrune, RandomPrune, StructuredPrune
@@ -14,8 +15,9 @@ from service.domain.steps.quantize import BFloat16, DynamicInt8, Float16, Static
 PruneStep = Annotated[Union[MagnitudePrune, RandomPrune, StructuredPrune], Field(discriminator="kind")]
 QuantizeStep = Annotated[Union[DynamicInt8, WeightOnlyInt8, Float16, BFloat16, StaticInt8], Field(discriminator="kind")]
 LowRankStep = Annotated[Union[SVDLowRank], Field(discriminator="kind")]
+AnalyzeStep = Annotated[Union[Sensitivity], Field(discriminator="kind")]
 
-Step = Annotated[Union[PruneStep, QuantizeStep, LowRankStep], Field(discriminator="method")]
+Step = Annotated[Union[PruneStep, QuantizeStep, LowRankStep, AnalyzeStep], Field(discriminator="method")]
 
 ALL_STEP_TYPES: tuple[type[StepConfig], ...] = (
     MagnitudePrune,
@@ -27,6 +29,7 @@ ALL_STEP_TYPES: tuple[type[StepConfig], ...] = (
     BFloat16,
     StaticInt8,
     SVDLowRank,
+    Sensitivity,
 )
 
 __all__ = [
@@ -42,4 +45,5 @@ __all__ = [
     "BFloat16",
     "StaticInt8",
     "SVDLowRank",
+    "Sensitivity",
 ]

@@ -40,6 +40,7 @@ class BFloat16(StepConfig):
 class StaticInt8(StepConfig):
     """int8 weights and activations with scales calibrated ahead of time (Linear, Conv, fused ReLU/BN).
 
+    ``exclude`` (module-name globs) keeps those modules in float32 (e.g. the most sensitive layers).
     Calibrates on the job's data when given, else on seeded synthetic inputs of the declared shape
     (recorded in the metrics' notes: synthetic calibration gives poorer activation ranges).
     """
@@ -51,6 +52,9 @@ class StaticInt8(StepConfig):
 
     @model_validator(mode="after")
     def _whole_graph(self) -> "StaticInt8":
-        if self.include or self.exclude or self.op_types:
-            raise ValueError("quantize:static_int8 quantizes the whole graph; include/exclude/op_types are not supported")
+        if self.include or self.op_types:
+            raise ValueError(
+                "quantize:static_int8 quantizes the whole graph; include/op_types are not supported "
+                "('exclude' keeps the named modules in float)"
+            )
         return self
