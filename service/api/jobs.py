@@ -14,7 +14,7 @@ from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from service import intake
-from service.datafiles import check_data_file
+from service.datafiles import array_names, check_data_file
 from service.api.deps import JobsDep, RedisDep, SettingsDep, StoreDep
 from service.api.views import JobPage, JobView, Problem
 from service.domain.errors import Conflict, InvalidSpec, InvalidUpload, TooManyJobs, Unavailable
@@ -83,6 +83,12 @@ def submit_job(
     if len(spec.encode()) > settings.max_spec_bytes:
         raise InvalidSpec(f"spec is longer than {settings.max_spec_bytes} bytes")
     job_spec = parse_spec(spec)
+    if job_spec.goal is not None and job_spec.goal.needs_eval and eval is None:
+        raise InvalidSpec(
+            "goal.max_accuracy_drop needs an evaluation set: send the 'eval' data part (inputs"
+            + (" and labels, for metric top1)" if job_spec.goal.metric == "top1" else ")"),
+            errors=[{"loc": "goal.max_accuracy_drop", "msg": "needs the 'eval' data part", "type": "missing_data"}],
+        )
     staging = settings.artifacts_path / ".staging"
     staging.mkdir(parents=True, exist_ok=True)
     parts = {"calibration": calibration, "train": train, "eval": eval}
@@ -120,6 +126,11 @@ def submit_job(
                     max_parameters=settings.max_parameters, zip_limits=settings.zip_limits,
                 )
                 staged[i] = (f"{part}.{DATA_EXTENSIONS[fmt]}", fmt, path)
+                if part == "eval" and job_spec.goal is not None and job_spec.goal.needs_labels and "labels" not in array_names(path, fmt):
+                    raise InvalidSpec(
+                        "goal.metric 'top1' needs labels in the eval data; add a 'labels' array, or use metric 'agreement'",
+                        errors=[{"loc": "goal.metric", "msg": "the eval data has no labels", "type": "missing_data"}],
+                    )
         job_id = new_job_id()
         if idem_key is not None and not redis_client.set(
             idem_key, json.dumps({"fingerprint": fingerprint, "job_id": job_id}), nx=True, ex=settings.idempotency_ttl_s

@@ -101,6 +101,46 @@ class Provenance(_Open):
     input_sha256: dict[str, str]
 
 
+class Candidate(_Open):
+    """One pipeline a goal search tried (metrics.candidates)."""
+
+    label: str = Field(description="what the candidate is, in words, e.g. 'dynamic int8'")
+    steps: list[str] = Field(description="its step labels, e.g. ['prune:magnitude', 'quantize:dynamic_int8']")
+    file_bytes: int = Field(ge=0, description="bytes of its first artifact (0 when it failed)")
+    latency_ms: float | None = Field(description="p50 milliseconds per call of its artifact, first batch size; null without latency")
+    accuracy: float | None = Field(description="the goal's metric after (top-1 accuracy, or top-1 agreement); null without eval data")
+    accuracy_drop: float | None = Field(description="metric before - after (agreement: 1 - agreement)")
+    speedup: float | None = Field(description="p50 before / after")
+    meets_goal: bool
+    pareto: bool = Field(description="on the Pareto front over (file_bytes min, latency_ms min, accuracy max)")
+    chosen: bool = Field(description="its artifacts are the job's artifacts")
+    seconds: float = Field(ge=0, description="wall time of compressing, writing and measuring it")
+    error: str | None = Field(description="why it failed; null when it ran")
+
+
+class GoalResult(_Open):
+    """metrics.goal: the goal, whether the chosen candidate met it, and why not."""
+
+    spec: dict[str, Any] = Field(description="the goal as submitted")
+    met: bool
+    diagnosis: str | None = Field(description="plain words: which constraint or layer blocked it; null when met")
+
+
+class SensitivityLayer(_Open):
+    name: str
+    type: str
+    delta: float = Field(description="metric drop when only this layer is compressed (proxy: relative weight error)")
+
+
+class SensitivityTable(_Open):
+    """metrics.sensitivity: per-layer sensitivity (analyze:sensitivity, or measured by a goal search)."""
+
+    kind: Literal["quantize", "prune"]
+    metric: str = Field(description="top1, agreement, cosine, or weight_error (the proxy)")
+    layers: list[SensitivityLayer]
+    proxy: bool | None = Field(default=None, description="true when delta is the weight-error proxy, not a measured drop")
+
+
 class Metrics(_Open):
     """metrics.json, schema modelpress.metrics/v1."""
 
@@ -114,6 +154,9 @@ class Metrics(_Open):
     steps: list[StepTiming]
     notes: list[str]
     provenance: Provenance
+    candidates: list[Candidate] | None = Field(default=None, description="goal search only: every candidate tried, in order")
+    goal: GoalResult | None = Field(default=None, description="goal search only")
+    sensitivity: SensitivityTable | None = Field(default=None, description="analyze:sensitivity, or a goal search that measured it")
 
 
 def metrics_json_schema() -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from service.domain.capabilities import problems_for
 from service.domain.errors import InvalidSpec
@@ -73,13 +73,13 @@ class EvaluateSpec(Strict):
 
 class JobSpec(Strict):
     model: ModelSpec
-    steps: list[Step] = Field(
-        default_factory=list, max_length=16,
-        description="Run in order; a list is a pipeline. Optional when a `goal` is given (then, if given, tried first).",
-    )
     goal: Goal | None = Field(
         default=None,
         description="What the result must achieve; the worker searches candidate pipelines, cheapest first, until one meets it.",
+    )
+    steps: list[Step] = Field(
+        default_factory=list, max_length=16, validate_default=True,
+        description="Run in order; a list is a pipeline. Optional when a `goal` is given (then, if given, tried first).",
     )
     device: Device = "cpu"
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
@@ -89,10 +89,15 @@ class JobSpec(Strict):
     )
     seed: int = 0
 
+    @field_validator("steps")
+    @classmethod
+    def _steps_or_goal(cls, steps: list, info: ValidationInfo) -> list:
+        if not steps and "goal" in info.data and info.data["goal"] is None:
+            raise ValueError("give 'steps' (a pipeline), a 'goal' (searched for), or both")
+        return steps
+
     @model_validator(mode="after")
     def _consistent(self) -> "JobSpec":
-        if not self.steps and self.goal is None:
-            raise ValueError("give 'steps' (a pipeline), a 'goal' (searched for), or both")
         if self.goal is not None and self.goal.min_speedup is not None and not self.evaluate.latency:
             raise ValueError("goal.min_speedup needs latency measurements; leave evaluate.latency true")
         problems = problems_for(self.model.format, self.device, list(self.steps), list(self.outputs))

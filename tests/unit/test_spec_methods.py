@@ -29,7 +29,7 @@ STRUCT = {"method": "prune", "kind": "structured", "amount": 0.5}
         spec({**STRUCT, "amount": 1.0}),
         spec({**STRUCT, "importance": "l3"}),
         spec({"method": "lowrank", "kind": "svd"}),
-        spec({**QUANT, "exclude": ["0"]}),
+        spec({**QUANT, "include": ["0"]}),  # whole graph; only 'exclude' (keep in float) is allowed
         spec({"method": "prune", "kind": "magnitude", "pattern": "2:4", "amount": 0.5}),
         spec({"method": "prune", "kind": "random", "amount": 1.2}),
     ],
