@@ -34,10 +34,11 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
 
 
 @torch.no_grad()
-def fake_quantize_int8(weight: torch.Tensor) -> torch.Tensor:
-    """Symmetric int8 per output channel, quantized and dequantized (what int8 weights lose)."""
+def fake_quantize_int8(weight: torch.Tensor, per_channel: bool = True) -> torch.Tensor:
+    """Symmetric int8 (per output channel, or one scale per tensor as dynamic int8 Linear weights use),
+    quantized and dequantized: what int8 weights lose."""
     flat = weight.reshape(weight.shape[0], -1)
-    scale = flat.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+    scale = (flat.abs().amax(dim=1) if per_channel else flat.abs().amax().expand(flat.shape[0])).clamp(min=1e-12) / 127.0
     q = torch.clamp(torch.round(flat / scale[:, None]), -127, 127)
     return (q * scale[:, None]).reshape(weight.shape).to(weight.dtype)
 
@@ -48,6 +49,7 @@ def prune_l1(weight: torch.Tensor, amount: float) -> torch.Tensor:
     return weight * mask
 
 
+@torch.no_grad()
 def relative_error(weight: torch.Tensor, compressed: torch.Tensor) -> float:
     return float((weight.float() - compressed.float()).norm() / weight.float().norm().clamp(min=1e-12))
 
@@ -112,14 +114,19 @@ def sensitivity(model: nn.Module, step: Sensitivity, ctx: StepContext, *, max_la
     if not targets:
         raise InvalidSpec(f"{step.label}: no Linear/Conv layer matches include={step.include} exclude={step.exclude}")
     transform = fake_quantize_int8 if step.compress == "quantize" else (lambda w: prune_l1(w, step.prune_amount))
+
+    def proxy(module: nn.Module) -> torch.Tensor:
+        if step.compress == "quantize":  # as the int8 the search would use: per-tensor for Linear (dynamic), per-channel otherwise
+            return fake_quantize_int8(module.weight, per_channel=type(module) is not nn.Linear)
+        return transform(module.weight)
+
     result: dict = {"kind": step.compress, **({"amount": step.prune_amount} if step.compress == "prune" else {})}
     if len(targets) > max_layers:
         result.update(
             metric="weight_error", proxy=True,
             method=f"{len(targets)} layers > {max_layers}: proxy without forward passes, delta = ||W - C(W)|| / ||W|| "
             "(relative weight error of compressing that layer), not a measured metric drop",
-            layers=[{"name": n, "type": type(m).__name__, "delta": round(relative_error(m.weight, transform(m.weight)), 6)}
-                    for n, m in targets],
+            layers=[{"name": n, "type": type(m).__name__, "delta": round(relative_error(m.weight, proxy(m)), 6)} for n, m in targets],
         )
         return result
     was_training = model.training
