@@ -65,9 +65,9 @@ def _check_npy_header(part: str, name: str, entry) -> None:
         raise InvalidUpload(f"{part}: {name} holds Python objects (a pickle); send numeric arrays", part=part)
 
 
-def array_names(path: Path, fmt: str) -> set[str]:
-    """The array names of an already checked data file ('inputs', maybe 'labels'), without reading the data."""
+def array_names(path: Path, fmt: str, *, max_tensors: int, max_parameters: int) -> set[str]:
+    """The arrays a checked data file holds (``inputs``, maybe ``labels``), read from its directory/header only."""
     if fmt == "npz":
         with zipfile.ZipFile(path) as archive:
             return {n[: -len(".npy")] for n in archive.namelist()}
-    return set(intake.read_safetensors_header(path, max_tensors=len(ARRAYS) + 1, max_parameters=2**62).tensors)
+    return set(intake.read_safetensors_header(path, max_tensors=max_tensors, max_parameters=max_parameters).tensors)

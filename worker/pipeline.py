@@ -61,8 +61,8 @@ class Prepared:
             device=self.device, example_input=self.example.to(self.device), seed=self.spec.seed, check_cancelled=check_cancelled,
             deadline=deadline,
             **{part: ds.inputs for part, ds in d.items()},
-            eval_labels=d["eval"].labels if "eval" in d else None,
-            train_labels=d["train"].labels if "train" in d else None,
+            **{f"{part}_labels": ds.labels for part, ds in d.items() if part in ("train", "eval")},
+            original=self.original, architecture=(self.spec.model.architecture, dict(self.spec.model.config)),
         )
 
 
@@ -85,18 +85,27 @@ def compress(prepared: Prepared, steps: list, ctx: StepContext, progress: Progre
     for i, step in enumerate(steps):
         ctx.check_cancelled()
         progress("compressing", i, lo + width * i / n, f"step {i + 1}/{n}: {step.label}")
-        ctx.report = lambda fraction, message, i=i: progress("compressing", i, lo + width * (i + fraction) / n, message)
+        ctx.report = lambda fraction, message, phase="compressing", i=i: progress(phase, i, lo + width * (i + fraction) / n, message)
         started = time.perf_counter()
         model = apply_step(model, step, ctx)
         step_log.append({"step": i, "label": step.label, "seconds": round(time.perf_counter() - started, 3)})
     return model.cpu().eval(), step_log
 
 
-def write_outputs(prepared: Prepared, compressed: nn.Module, formats: list[str], workdir: Path) -> tuple[list[Output], dict[str, dict]]:
+def skeleton_of(ctx: StepContext) -> Callable[[], nn.Module]:
+    """Builds the architecture the compressed model is made from (a distillation student may have changed it)."""
+    arch_name, arch_config = ctx.architecture
+    return lambda: build_model(arch_name, arch_config)
+
+
+def write_outputs(prepared: Prepared, compressed: nn.Module, formats: list[str], workdir: Path,
+                  ctx: StepContext) -> tuple[list[Output], dict[str, dict]]:
     """Write one artifact per format into ``workdir``; return them and the checks the writers ran."""
     spec = prepared.spec
     workdir.mkdir(parents=True, exist_ok=True)
-    manifest = manifest_of(compressed, spec.model.architecture, spec.model.config, prepared.original)
+    arch_name, arch_config = ctx.architecture
+    replaced = arch_name != spec.model.architecture or arch_config != spec.model.config  # a distilled student
+    manifest = manifest_of(compressed, arch_name, arch_config, skeleton_of(ctx)() if replaced else prepared.original)
     outputs, checks = [], {}
     for fmt in formats:
         name = export.ARTIFACT_NAMES[fmt]
@@ -108,15 +117,13 @@ def write_outputs(prepared: Prepared, compressed: nn.Module, formats: list[str],
     return outputs, checks
 
 
-def measure(prepared: Prepared, compressed: nn.Module, outputs: list[Output], *, warmup: int, runs: int,
+def measure(prepared: Prepared, compressed: nn.Module, outputs: list[Output], ctx: StepContext, *, warmup: int, runs: int,
             check_cancelled: Callable[[], None]) -> dict:
     """Before/after size, latency, fidelity, accuracy and the verdict, measured on the first written artifact."""
     spec, original, device = prepared.spec, prepared.original, prepared.device
     torch.set_num_threads(spec.evaluate.threads)
     primary = outputs[0]
-    artifact_model, runtime = export.load_for_measurement(
-        primary.format, primary.path, lambda: build_model(spec.model.architecture, spec.model.config)
-    )
+    artifact_model, runtime = export.load_for_measurement(primary.format, primary.path, skeleton_of(ctx))
     before = {"file_bytes": prepared.model_path.stat().st_size, **evaluate.parameter_stats(original), "layers": evaluate.layers(original)}
     after = {"artifact": primary.name, "file_bytes": primary.path.stat().st_size, **evaluate.parameter_stats(compressed),
              "layers": evaluate.layers(compressed)}
@@ -143,8 +150,10 @@ def measure(prepared: Prepared, compressed: nn.Module, outputs: list[Output], *,
         fidelity["inputs"] = f"{FIDELITY_SAMPLES} synthetic inputs of the declared shape (seeded normal noise), not real data"
     quality = _quality(original, artifact_model, eval_set, measure_on)
     prepared.original = prepared.original.cpu()
+    verdict = make_verdict(before, after, runtime)
+    verdict["warnings"].extend(ctx.warnings)
     return {"before": before, "after": after, "fidelity": fidelity, **({"quality": quality} if quality else {}),
-            "verdict": make_verdict(before, after, runtime)}
+            "verdict": verdict, **({"training": ctx.training} if ctx.training else {})}
 
 
 def artifact_table(outputs: list[Output], checks: dict[str, dict]) -> dict:
@@ -196,7 +205,7 @@ def run_pipeline(
 
     check_cancelled()
     progress("exporting", None, 0.72, "writing artifacts")
-    outputs, checks = write_outputs(prepared, compressed, spec.resolved_outputs, workdir)
+    outputs, checks = write_outputs(prepared, compressed, spec.resolved_outputs, workdir, ctx)
 
     if delay_s:  # test-only (MODELPRESS_TEST_DELAY_S): a deterministic slow job, cancellable throughout
         progress("measuring", None, 0.75, f"test delay: {delay_s} s")
@@ -207,7 +216,7 @@ def run_pipeline(
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
     check_cancelled()
     progress("measuring", None, 0.8, "measuring size, latency and fidelity")
-    measured = measure(prepared, compressed, outputs, warmup=warmup, runs=runs, check_cancelled=check_cancelled)
+    measured = measure(prepared, compressed, outputs, ctx, warmup=warmup, runs=runs, check_cancelled=check_cancelled)
     metrics = {
         "schema": METRICS_SCHEMA,
         "device": spec.device,

@@ -44,7 +44,7 @@ class Candidate:
     label: str
     cost: int  # rank: the ladder runs in increasing cost
     steps: tuple[dict, ...] | StepsFor
-    needs: tuple[str, ...] = ()  # data parts ("train", "eval", ...) and/or "sensitivity" (needs the per-layer table)
+    needs: tuple[str, ...] = ()  # data parts ("train", "eval", "train:labels", ...) and/or "sensitivity" (the per-layer table)
     max_ratio: float | None = None  # at most this many times smaller than the fp32 upload (None: unknown); skips hopeless size goals
     outputs: tuple[str, ...] = ()  # artifact formats it wants (default: the job spec's default for its steps)
     when: Predicate | None = None
@@ -86,8 +86,9 @@ def sensitive_steps(template: dict) -> StepsFor:
 
 DYNAMIC_INT8 = {"method": "quantize", "kind": "dynamic_int8"}
 STATIC_INT8 = {"method": "quantize", "kind": "static_int8"}
+FINETUNE = {"method": "finetune", "kind": "train", "epochs": 3, "distill_from_original": True}  # labels optional
 
-# Cheapest first. Later branches add: finetune after pruning, kmeans + packed (deep compression), distillation.
+# Cheapest first (the order here is for reading; the search sorts by cost).
 LADDER: list[Candidate] = [
     Candidate("fp16", 10, ({"method": "quantize", "kind": "fp16"},), max_ratio=2.0),
     Candidate("dynamic int8", 20, (DYNAMIC_INT8,), max_ratio=4.0, when=has_layers("Linear", "LSTM", "GRU")),
@@ -100,6 +101,11 @@ LADDER: list[Candidate] = [
               ({"method": "prune", "kind": "structured", "amount": 0.3}, STATIC_INT8), max_ratio=8.0),
     Candidate("low-rank (95% energy) + dynamic int8", 70,
               ({"method": "lowrank", "kind": "svd", "energy": 0.95}, DYNAMIC_INT8), max_ratio=16.0, when=has_layers("Linear")),
+    Candidate("QAT int8", 90, ({"method": "quantize", "kind": "qat"},), needs=("train:labels",), max_ratio=4.0),
+    Candidate("structured prune 50% + finetune + static int8", 100,
+              ({"method": "prune", "kind": "structured", "amount": 0.5}, FINETUNE, STATIC_INT8), needs=("train",), max_ratio=16.0),
+    Candidate("distill to a 50%-pruned student + static int8", 300,
+              ({"method": "distill", "kind": "hinton", "student": {"prune_amount": 0.5}}, STATIC_INT8), needs=("train",), max_ratio=16.0),
 ]
 
 
@@ -159,8 +165,10 @@ def applicability(candidate: Candidate, sc: SearchContext) -> tuple[JobSpec | No
         if need == "sensitivity":
             if sc.spec.model.format != "safetensors":
                 return None, "needs a per-layer sensitivity table, which needs a safetensors upload"
-        elif not sc.has_data(need):
-            return None, f"needs the '{need}' data part"
+        elif not sc.has_data(need.split(":")[0]):
+            return None, f"needs the '{need.split(':')[0]}' data part"
+        elif need.endswith(":labels") and sc.prepared.datasets[need.split(":")[0]].labels is None:
+            return None, f"needs 'labels' in the '{need.split(':')[0]}' data part"
     if candidate.when is not None and (reason := candidate.when(sc)):
         return None, reason
     probe = candidate.build(sc) if isinstance(candidate.steps, tuple) else _placeholder(candidate, sc)
@@ -363,9 +371,9 @@ def _try(candidate_label: str, cspec: JobSpec, sc: SearchContext, workdir: Path,
                            "meets_goal": False, "pareto": False, "chosen": False, "seconds": 0.0, "error": None}
     try:
         compressed, step_log = compress(prepared, list(cspec.steps), ctx, progress, span=span)
-        outputs, checks = write_outputs(prepared, compressed, cspec.resolved_outputs, workdir)
+        outputs, checks = write_outputs(prepared, compressed, cspec.resolved_outputs, workdir, ctx)
         sc.check_cancelled()
-        measured = measure(prepared, compressed, outputs, warmup=warmup, runs=runs, check_cancelled=sc.check_cancelled)
+        measured = measure(prepared, compressed, outputs, ctx, warmup=warmup, runs=runs, check_cancelled=sc.check_cancelled)
         sc.prepared.original = prepared.original
     except Exception as exc:  # noqa: BLE001 - one failing candidate does not fail the search
         _reraise_control(exc, sc.check_cancelled)
