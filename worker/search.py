@@ -72,6 +72,27 @@ def needs_accuracy_goal(sc: "SearchContext") -> str | None:
     return None if sc.goal.max_accuracy_drop is not None else "keeping layers in float only helps an accuracy goal"
 
 
+def available(*, steps: tuple[str, ...] = (), outputs: tuple[str, ...] = ()) -> Predicate:
+    """Applies only once this modelpress has these step kinds ("method:kind") and output formats."""
+
+    def check(sc: "SearchContext") -> str | None:
+        from service.domain.capabilities import OUTPUT_FORMATS
+        from service.domain.steps import ALL_STEP_TYPES
+
+        known = {f"{t.model_fields['method'].default}:{t.model_fields['kind'].default}" for t in ALL_STEP_TYPES}
+        missing = [s for s in steps if s not in known] + [f"output {o!r}" for o in outputs if o not in OUTPUT_FORMATS]
+        return f"this modelpress has no {', '.join(missing)}" if missing else None
+
+    return check
+
+
+def all_of(*predicates: Predicate) -> Predicate:
+    def check(sc: "SearchContext") -> str | None:
+        return next((r for p in predicates if (r := p(sc))), None)
+
+    return check
+
+
 def sensitive_steps(template: dict) -> StepsFor:
     """``template`` with the most sensitive layers excluded (see ``SearchContext.sensitive_layers``)."""
 
@@ -87,6 +108,17 @@ def sensitive_steps(template: dict) -> StepsFor:
 DYNAMIC_INT8 = {"method": "quantize", "kind": "dynamic_int8"}
 STATIC_INT8 = {"method": "quantize", "kind": "static_int8"}
 FINETUNE = {"method": "finetune", "kind": "train", "epochs": 3, "distill_from_original": True}  # labels optional
+
+
+def deep_compression(amount: float, bits: int = 5, epochs: int = 10) -> tuple[dict, ...]:
+    """Han et al.'s Deep Compression: magnitude pruning, retraining with the zeros kept, k-means weight
+    sharing (codebook fine-tuned on the labelled train data), stored packed (sparse indexes + codes)."""
+    return ({"method": "prune", "kind": "magnitude", "scope": "global", "amount": amount},
+            {**FINETUNE, "epochs": epochs},
+            {"method": "quantize", "kind": "kmeans", "bits": bits})
+
+
+DEEP = all_of(available(steps=("quantize:kmeans",), outputs=("packed",)), has_layers("Linear", "Conv2d"))
 
 # Cheapest first (the order here is for reading; the search sorts by cost).
 LADDER: list[Candidate] = [
@@ -104,6 +136,10 @@ LADDER: list[Candidate] = [
     Candidate("QAT int8", 90, ({"method": "quantize", "kind": "qat"},), needs=("train:labels",), max_ratio=4.0),
     Candidate("structured prune 50% + finetune + static int8", 100,
               ({"method": "prune", "kind": "structured", "amount": 0.5}, FINETUNE, STATIC_INT8), needs=("train",), max_ratio=16.0),
+    Candidate("deep compression: prune 92% + finetune + kmeans 5-bit, packed", 200, deep_compression(0.92), needs=("train",),
+              max_ratio=60.0, outputs=("packed",), when=DEEP),
+    Candidate("deep compression: prune 95% + finetune + kmeans 5-bit, packed", 210, deep_compression(0.95), needs=("train",),
+              max_ratio=90.0, outputs=("packed",), when=DEEP),
     Candidate("distill to a 50%-pruned student + static int8", 300,
               ({"method": "distill", "kind": "hinton", "student": {"prune_amount": 0.5}}, STATIC_INT8), needs=("train",), max_ratio=16.0),
 ]
