@@ -18,7 +18,7 @@ from worker.data import Dataset
 from worker.methods import StepContext
 from worker.methods.sensitivity import most_sensitive, sensitivity
 from worker.pipeline import Prepared
-from worker.search import LADDER, Candidate, SearchContext, diagnose, meets, pareto_flags, plan, shortfall
+from worker.search import LADDER, Candidate, SearchContext, available, diagnose, meets, pareto_flags, plan, shortfall
 
 MLP = {"format": "safetensors", "architecture": "mlp", "config": {"sizes": [784, 300, 100, 10]}}
 
@@ -191,3 +191,14 @@ def test_sensitivity_without_labels_uses_agreement_and_many_layers_use_the_proxy
     proxy = sensitivity(toy(), Sensitivity(), context(), max_layers=2, max_samples=1000)
     assert proxy["proxy"] is True and proxy["metric"] == "weight_error" and "proxy" in proxy["method"]
     assert most_sensitive(proxy, 1) == ["2"]
+
+
+def test_rungs_for_methods_this_modelpress_lacks_are_skipped_with_the_reason(tmp_path):
+    future = Candidate("future", 1, ({"method": "quantize", "kind": "dynamic_int8"},),
+                       when=available(steps=("quantize:dynamic_int8", "quantize:teleport"), outputs=("torchscript", "hologram")))
+    _, skipped = plan([future], search_context(tmp_path, {"model": MLP, "goal": {"max_size_bytes": 10}}, nn.Linear(4, 4)))
+    assert skipped == [{"label": "future", "reason": "this modelpress has no quantize:teleport, output 'hologram'"}]
+    labelled = Candidate("qat", 1, ({"method": "quantize", "kind": "qat"},), needs=("train:labels",))
+    unlabelled = {"train": Dataset(torch.zeros(2, 784))}
+    _, skipped = plan([labelled], search_context(tmp_path, {"model": MLP, "goal": {"max_size_bytes": 10}}, nn.Linear(4, 4), unlabelled))
+    assert skipped == [{"label": "qat", "reason": "needs 'labels' in the 'train' data part"}]
