@@ -224,6 +224,8 @@ def candidate_spec(spec: JobSpec, steps: list[dict], outputs: tuple[str, ...] = 
     """The job spec of one candidate, validated exactly like a submitted spec; (None, reason) if invalid here."""
     data = spec.model_dump(mode="json", exclude={"goal", "steps", "outputs"})
     data.update(steps=steps, outputs=list(spec.outputs) or list(outputs))
+    if not steps:  # the unchanged model (the last resort): a spec needs steps or a goal
+        data["goal"] = spec.goal.model_dump(mode="json") if spec.goal else None
     try:
         return JobSpec.model_validate(data), None
     except ValidationError as exc:

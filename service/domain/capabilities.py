@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from service.domain.goal import Goal
 from service.domain.steps import (
     ALL_STEP_TYPES,
     BFloat16,
@@ -264,6 +265,11 @@ def table() -> dict[str, Any]:
         "devices": DEVICES,
         "data_parts": DATA_PARTS,
         "data_formats": DATA_FORMATS,
+        "goal": {
+            "description": "Instead of (or besides) steps: the worker searches candidate pipelines, cheapest first, until one "
+            "meets every constraint (see the README, 'Goals'); max_accuracy_drop needs the eval part",
+            "schema": Goal.model_json_schema(),
+        },
     }
 
 
