@@ -45,11 +45,22 @@ class ModelpressClient:
             raise ApiError(response.status_code, problem)
         return response
 
-    def submit(self, model: str | Path, spec: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
-        """Submit a job. With ``idempotency_key``, retrying the same submission returns the same job."""
+    def submit(
+        self, model: str | Path, spec: dict[str, Any], *, idempotency_key: str | None = None,
+        data: dict[str, str | Path] | None = None,
+    ) -> dict[str, Any]:
+        """Submit a job. With ``idempotency_key``, retrying the same submission returns the same job.
+
+        ``data`` maps data parts (``calibration``, ``train``, ``eval``) to .npz or safetensors files,
+        e.g. ``{"train": "train.npz", "eval": "eval.npz"}`` for a ``finetune`` step.
+        """
+        from contextlib import ExitStack
+
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        with open(model, "rb") as f:
-            files = {"model": (Path(model).name, f, "application/octet-stream")}
+        with ExitStack() as stack:
+            files = {"model": (Path(model).name, stack.enter_context(open(model, "rb")), "application/octet-stream")}
+            for part, path in (data or {}).items():
+                files[part] = (Path(path).name, stack.enter_context(open(path, "rb")), "application/octet-stream")
             return self._check(self.http.post("/jobs", files=files, data={"spec": json.dumps(spec)}, headers=headers)).json()
 
     def cancel(self, job_id: str) -> dict[str, Any]:
