@@ -10,6 +10,7 @@ from pathlib import Path
 
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init
 from celery.worker.request import Request
 
 from service.config import get_settings
@@ -54,6 +55,14 @@ def _logger(jobs: JobRepository, job_id: str):
             log.warning("could not write a log line of job %s", job_id, exc_info=True)
 
     return say
+
+
+@worker_process_init.connect
+def _preload(**_) -> None:
+    """Import torch and the pipeline when a pool process starts, not inside its first job: a time
+    limit (or the memory guard) landing in the middle of that import would leave torch
+    half-registered in the process for good ("Only a single TORCH_LIBRARY ...")."""
+    import worker.pipeline  # noqa: F401
 
 
 @app.task(name=RUN_JOB_TASK, bind=True, Request="worker.tasks:JobRequest")
