@@ -7,7 +7,7 @@ from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.zipsafety import ZipLimits
@@ -106,8 +106,21 @@ class Settings(BaseSettings):
         description="Test-only: every job sleeps this long (checking for cancellation) before measuring.",
     )
     test_delay_cancellable: bool = Field(
-        default=True, description="Test-only: false makes the test delay ignore cancel requests (to exercise the grace revoke)."
+        default=True,
+        description="Test-only: false makes the test delay ignore cancel requests and the soft time limit "
+        "(to exercise the grace revoke and the hard time limit).",
     )
+
+    @model_validator(mode="after")
+    def _hard_limit_after_soft(self) -> "Settings":
+        # Celery's prefork pool arms the hard limit when the soft one fires: a hard limit below the soft one
+        # would silently act as the soft one.
+        if self.job_time_limit_s <= self.job_soft_time_limit_s:
+            raise ValueError(
+                f"MODELPRESS_JOB_TIME_LIMIT_S ({self.job_time_limit_s}) must be greater than "
+                f"MODELPRESS_JOB_SOFT_TIME_LIMIT_S ({self.job_soft_time_limit_s})"
+            )
+        return self
 
     def auth_required(self, bind_host: str | None = None) -> bool:
         """Whether requests need an API key, for an API bound to ``bind_host`` (default ``api_host``).

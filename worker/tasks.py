@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import redis
@@ -35,9 +36,17 @@ class JobCancelled(Exception):
     pass
 
 
-def _failure(exc: BaseException) -> dict:
+def hard_time_limit_problem(limit_s: float) -> dict:
+    return {"type": "https://modelpress.dev/problems/time-limit", "title": "Job time limit exceeded", "status": 500,
+            "detail": f"the job ran past its hard time limit ({limit_s:g} s, MODELPRESS_JOB_TIME_LIMIT_S) and was killed"}
+
+
+def _failure(exc: BaseException, elapsed_s: float = 0.0) -> dict:
     if isinstance(exc, ModelpressError):
         return exc.to_problem()
+    hard = get_settings().job_time_limit_s
+    if isinstance(exc, SystemExit) and elapsed_s >= hard - 1:  # the pool's SIGTERM at the hard time limit
+        return hard_time_limit_problem(hard)
     if isinstance(exc, SoftTimeLimitExceeded):
         return {"type": "https://modelpress.dev/problems/time-limit", "title": "Job time limit exceeded", "status": 500,
                 "detail": f"the job ran past its soft time limit ({get_settings().job_soft_time_limit_s} s)"}
@@ -123,6 +132,7 @@ def run_job(self, job_id: str) -> None:
         say(f"failed: over the memory cap ({peak_mb:.0f} MiB > {settings.worker_max_memory_mb} MiB); process killed", "error")
         jobs.update(job_id, lambda r: _fail(r, memory_problem(settings.worker_max_memory_mb, peak_mb)))
 
+    started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix=f"modelpress-{job_id}-"))
     guard_cm = memory_guard(settings.worker_max_memory_mb, on_kill=killed_for_memory)
     guard = guard_cm.__enter__()
@@ -172,7 +182,7 @@ def run_job(self, job_id: str) -> None:
         finish_cancel(jobs, store, job_id, "cancelled by request")
     except BaseException as exc:  # noqa: BLE001 - every failure must end the job with a reason
         store.remove_area(job_id, "outputs")
-        problem = guard.problem() if isinstance(exc, MemoryLimitExceeded) and guard else _failure(exc)
+        problem = guard.problem() if isinstance(exc, MemoryLimitExceeded) and guard else _failure(exc, time.monotonic() - started)
         say(f"failed: {problem['detail']}", "error")
         try:
             if jobs.get(job_id).state == JobState.cancelling:  # e.g. terminated by the cancel grace revoke
@@ -206,8 +216,7 @@ def fail_after_hard_time_limit(jobs: JobRepository, job_id: str, limit_s: float)
             record.finished_at = utcnow()
             record.progress = Progress(phase="cancelled", fraction=record.progress.fraction, message="cancelled (terminated at the time limit)")
             return
-        _fail(record, {"type": "https://modelpress.dev/problems/time-limit", "title": "Job time limit exceeded", "status": 500,
-                       "detail": f"the job ran past its hard time limit ({limit_s:g} s, MODELPRESS_JOB_TIME_LIMIT_S) and was killed"})
+        _fail(record, hard_time_limit_problem(limit_s))
 
     try:
         if jobs.update(job_id, change) is not None:

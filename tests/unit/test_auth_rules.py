@@ -68,3 +68,10 @@ def test_settings_from_the_environment(monkeypatch):
     monkeypatch.setenv("MODELPRESS_TENANT_MAX_ACTIVE_JOBS", "3")
     s = Settings()
     assert (s.auth, s.submit_rate_per_min, s.tenant_max_active_jobs) == (AuthMode.required, 12.0, 3)
+
+
+def test_the_hard_time_limit_must_come_after_the_soft_one():
+    # Celery's prefork pool arms the hard limit when the soft one fires, so hard <= soft would mean hard = soft
+    with pytest.raises(ValueError, match="must be greater"):
+        Settings(job_soft_time_limit_s=100, job_time_limit_s=8)
+    assert Settings(job_soft_time_limit_s=3, job_time_limit_s=6).job_time_limit_s == 6
