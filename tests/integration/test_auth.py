@@ -88,7 +88,7 @@ def test_requests_without_a_valid_key_are_401(auth_stack, digits_mlp_path):
             assert_401(c.get("/jobs"), error="invalid_token")
 
 
-def test_keys_cli_create_list_revoke(auth_stack, capsys):
+def test_keys_cli_create_list_revoke(auth_stack, capsys, monkeypatch):
     url = ["--redis-url", auth_stack.redis_url]
     assert main(["keys", "create", "--tenant", "cli-t", "--name", "laptop", *url]) == EXIT_OK
     out, err = capsys.readouterr()
@@ -98,6 +98,14 @@ def test_keys_cli_create_list_revoke(auth_stack, capsys):
     key_id = key.split("_")[1]
     with client(auth_stack, key) as c:
         assert c.get("/jobs").json() == {"items": [], "next_cursor": None}
+    remote = ["--url", auth_stack.base_url]
+    assert main(["list", *remote]) == 2  # no key: the API's 401
+    assert "401" in capsys.readouterr().err
+    assert main(["list", "--json", *remote, "--api-key", key]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["items"] == []
+    monkeypatch.setenv("MODELPRESS_API_KEY", key)
+    assert main(["list", *remote]) == EXIT_OK
+    monkeypatch.delenv("MODELPRESS_API_KEY")
 
     assert main(["keys", "list", *url]) == EXIT_OK
     listing = capsys.readouterr().out
@@ -191,6 +199,15 @@ def test_a_job_past_its_soft_time_limit_fails_with_the_reason(auth_stack, digits
     assert job["state"] == "failed"
     assert job["error"]["type"] == "https://modelpress.dev/problems/time-limit"
     assert f"soft time limit ({SOFT_LIMIT_S} s)" in job["error"]["detail"]
+
+
+def test_compose_runs_the_api_with_auth_required():
+    from tests.integration.test_compose import compose
+
+    api = compose()["services"]["api"]
+    env = api["environment"]
+    assert env["MODELPRESS_AUTH"] == "required"
+    assert env["MODELPRESS_API_HOST"] == api["command"][api["command"].index("--host") + 1]
 
 
 def test_auth_off_is_refused_on_a_non_loopback_bind(tmp_path):
