@@ -189,7 +189,7 @@ def submit_job(
 
 def _check_tenant_active(jobs: TenantJobs, settings) -> None:
     limit = settings.tenant_max_active_jobs
-    if limit and jobs.redis.scard(keys.tenant_active(jobs.tenant)) >= limit:
+    if limit and jobs.active_count() >= limit:
         raise TenantJobLimit.of(jobs.tenant, limit)
 
 

@@ -239,6 +239,10 @@ class TenantJobs:
             return False
         return True
 
+    def active_count(self) -> int:
+        """The tenant's unfinished jobs (queued, running, cancelling)."""
+        return int(self.redis.scard(keys.tenant_active(self.tenant)))
+
     def create(self, record: JobRecord, *, max_active: int = 0) -> None:
         if record.tenant != self.tenant:
             raise ValueError(f"record of tenant {record.tenant!r} created as {self.tenant!r}")

@@ -14,6 +14,7 @@ import redis
 from service.storage import keys
 
 TAKE = """
+if redis.replicate_commands then redis.replicate_commands() end  -- Redis < 7: writes after TIME need effects replication
 local rate = tonumber(ARGV[1])      -- tokens per second
 local burst = tonumber(ARGV[2])
 local t = redis.call('TIME')
