@@ -385,10 +385,12 @@ class _Tried:
 
 
 def _reraise_control(exc: BaseException, check_cancelled: Callable[[], None]) -> None:
-    """Cancellation and the soft time limit end the job, not just the candidate."""
+    """Cancellation, the soft time limit and the memory guard end the job, not just the candidate."""
     from celery.exceptions import SoftTimeLimitExceeded
 
-    if isinstance(exc, SoftTimeLimitExceeded):
+    from worker.guard import MemoryLimitExceeded
+
+    if isinstance(exc, (SoftTimeLimitExceeded, MemoryLimitExceeded)):
         raise exc
     check_cancelled()
 
