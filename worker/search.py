@@ -382,6 +382,7 @@ class _Tried:
     checks: dict = field(default_factory=dict)
     step_log: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    results: dict = field(default_factory=dict)  # what analysis steps among its steps measured
 
 
 def _reraise_control(exc: BaseException, check_cancelled: Callable[[], None]) -> None:
@@ -427,7 +428,8 @@ def _try(candidate_label: str, cspec: JobSpec, sc: SearchContext, workdir: Path,
                accuracy_drop=drop, speedup=measured["verdict"].get("speedup"), size_ratio=measured["verdict"]["size_ratio"],
                seconds=round(time.monotonic() - started, 3))
     row["meets_goal"] = meets(row, sc.goal)
-    return _Tried(row=row, measured=measured, outputs=outputs, checks=checks, step_log=step_log, notes=notes + ctx.notes)
+    return _Tried(row=row, measured=measured, outputs=outputs, checks=checks, step_log=step_log, notes=notes + ctx.notes,
+                  results=ctx.results)
 
 
 def run_search(prepared: Prepared, workdir: Path, *, progress: Progress, check_cancelled: Callable[[], None], warmup: int, runs: int,
@@ -494,7 +496,7 @@ def run_search(prepared: Prepared, workdir: Path, *, progress: Progress, check_c
                          layers=best.measured["before"]["layers"])
     notes = [f"goal search: {len(rows)} candidate(s) tried in {time.monotonic() - started:.1f} s ({stopped}); "
              f"chose '{best.row['label']}'" + ("" if best.row["meets_goal"] else " (goal not met)")] + best.notes
-    sensitivity = sc.sensitivity_table
+    sensitivity = sc.sensitivity_table or best.results.get("sensitivity")
     metrics = {
         "schema": METRICS_SCHEMA,
         "device": spec.device,
