@@ -59,10 +59,13 @@ def hinton_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float
 
 
 @torch.no_grad()
-def teacher_outputs(teacher: nn.Module, inputs: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+def teacher_outputs(teacher: nn.Module, inputs: torch.Tensor, batch_size: int, ctx: StepContext) -> torch.Tensor:
     """The teacher's outputs on every input, once (the teacher does not change while the student learns)."""
     teacher.eval()
-    outs = [_tensor(teacher(chunk.to(device))).float() for chunk in inputs.split(max(batch_size, 256))]
+    outs = []
+    for chunk in inputs.split(max(batch_size, 256)):
+        ctx.check_cancelled()
+        outs.append(_tensor(teacher(chunk.to(ctx.device))).float())
     return torch.cat(outs)
 
 
@@ -91,7 +94,7 @@ def train(
     model.to(device)
     torch.manual_seed(ctx.seed)
     generator = torch.Generator().manual_seed(ctx.seed)
-    soft = teacher_outputs(objective.teacher, inputs, batch_size, device) if objective.teacher is not None else None
+    soft = teacher_outputs(objective.teacher, inputs, batch_size, ctx) if objective.teacher is not None else None
     labels = objective.labels
     params = [p for p in model.parameters() if p.is_floating_point()]
     was_trainable = [p.requires_grad for p in params]
