@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -24,8 +25,13 @@ class ApiError(Exception):
 
 
 class ModelpressClient:
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, timeout: float = 60.0, transport: httpx.BaseTransport | None = None):
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, api_key: str | None = None, timeout: float = 60.0,
+                 transport: httpx.BaseTransport | None = None):
+        """``api_key``: sent as ``Authorization: Bearer``; default ``$MODELPRESS_API_KEY`` (none when unset,
+        for a server with auth off)."""
+        api_key = api_key or os.environ.get("MODELPRESS_API_KEY") or None
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, headers=headers)
 
     def close(self) -> None:
         self.http.close()
