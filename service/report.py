@@ -165,6 +165,19 @@ def render_report(job: dict[str, Any], metrics: dict[str, Any], links: dict[str,
     sections += ["<h2>Steps</h2>", _table(("#", "step", "seconds"), [(str(s["step"] + 1), escape(s["label"]), f"{s['seconds']:.2f}") for s in metrics.get("steps", [])])]
     if metrics.get("notes"):
         sections.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in metrics["notes"]) + "</ul>")
+    if metrics.get("training"):
+        sections += ["<h2>Training</h2>", _table(
+            ("step", "objective", "samples", "epochs", "loss per epoch", "seconds", "stopped early"),
+            [(escape(t["step"]), escape(t["objective"]), _num(t["samples"]), f"{t['epochs_completed']} / {t['epochs']}",
+              escape(", ".join(f"{x:.4f}" for x in t["epoch_loss"])), f"{t['seconds']:.2f}", escape(t.get("stopped_early") or "no"))
+             for t in metrics["training"]],
+        )]
+    quality = metrics.get("quality")
+    if quality:
+        sections += ["<h2>Accuracy</h2>", _table(("", "before", "after", "drop"), [(
+            f"top-1 on the {_num(quality['count'])} labelled {escape(str(quality.get('dataset', 'eval')))} inputs",
+            f"{quality['top1_accuracy_before']:.2%}", f"{quality['top1_accuracy_after']:.2%}",
+            f"{100 * quality['accuracy_drop']:+.2f} points")])]
     artifacts = [(f'<a href="{escape(links.get(name, name))}">{escape(name)}</a>', escape(info["format"]), _bytes(info["bytes"]))
                  for name, info in metrics.get("artifacts", {}).items()]
     sections += ["<h2>Artifacts</h2>", _table(("file", "format", "size"), artifacts)]
