@@ -153,7 +153,7 @@ source.addEventListener('end', m => {
   if (e.state !== 'succeeded' || document.getElementById('done').dataset.loaded) return;
   fetch('/jobs/' + jobId).then(r => r.json()).then(job => {
     const links = Object.entries(job.links.artifacts).map(([n, u]) => `<li><a href="${esc(u)}">${esc(n)}</a></li>`).join('');
-    document.getElementById('done').innerHTML = `<p><a href="${esc(job.links.report)}">report</a> · <a href="${esc(job.links.metrics)}">metrics.json</a></p><ul>${links}</ul>`;
+    document.getElementById('done').innerHTML = `<p><a href="${esc(job.links.report)}">report</a> · <a href="${esc(job.links.metrics)}">metrics.json</a> · <a href="${esc(job.links.report)}?download=true">download report</a></p><ul>${links}</ul>`;
   });
 });
 """

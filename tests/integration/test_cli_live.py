@@ -31,7 +31,7 @@ def test_submit_wait_logs_report(stack, digits_mlp_path, tmp_path, capsys):
     report = tmp_path / "r.html"
     assert main(["report", job_id, "-o", str(report), "--json", *url]) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["path"] == str(report)
-    assert report.read_text().count("<svg") == 3
+    assert report.read_text().count("<svg") == 4  # + MACs
 
     with ModelpressClient(stack.base_url) as client:  # the SDK
         events = list(client.events(job_id))
