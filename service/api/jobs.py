@@ -234,7 +234,7 @@ def list_jobs(
     jobs: JobsDep,
     state: JobState | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    cursor: Annotated[int, Query(ge=0)] = 0,
+    cursor: Annotated[int, Query(ge=0, le=2**31 - 1, description="From a previous page's next_cursor.")] = 0,
 ):
     records, next_cursor = jobs.list(state=state, limit=limit, cursor=cursor)
     base = base_url(request, settings)
