@@ -130,8 +130,11 @@ def run_pipeline(
     if measure_on.type == "cuda":
         memory_input = example_input(spec, memory_batch, spec.seed).to(measure_on)
         note = "resident-set growth is not measured on CUDA jobs (CUDA does not survive fork)"
-        before["memory"] = {"rss_peak_growth_bytes": None, "method": note, **evaluate.cuda_peak_memory(original, memory_input)}
-        after["memory"] = {"rss_peak_growth_bytes": None, "method": note, **evaluate.cuda_peak_memory(artifact_model, memory_input)}
+        for side, model in ((before, original), (after, artifact_model)):
+            try:
+                side["memory"] = {"rss_peak_growth_bytes": None, "method": note, **evaluate.cuda_peak_memory(model, memory_input)}
+            except Exception as exc:  # noqa: BLE001 - a measurement that cannot be taken is reported, not fatal
+                side["memory"] = {"rss_peak_growth_bytes": None, "method": note, "note": f"CUDA peak not measured: {exc}"[:300]}
     hardware = (evaluate.gpu_info() or {}).get("name") if measure_on.type == "cuda" else evaluate.cpu_info()["model"]
     if spec.evaluate.latency:
         before["latency"], after["latency"] = [], []
