@@ -205,7 +205,8 @@ def verdict_line(metrics: dict) -> str:
 def cmd_submit(args) -> int:
     spec = json.loads(Path(args.spec).read_text())
     with _client(args) as client:
-        job = client.submit(args.model, spec, idempotency_key=args.idempotency_key)
+        data = {part: getattr(args, part) for part in ("calibration", "train", "eval") if getattr(args, part)}
+        job = client.submit(args.model, spec, idempotency_key=args.idempotency_key, data=data or None)
         if not args.json:
             print(f"submitted {job['id']}", file=sys.stderr)
         if args.wait or args.download:
@@ -342,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--wait", action="store_true")
     s.add_argument("--idempotency-key", help="retry-safe: the same key and request return the same job")
     s.add_argument("--download", metavar="DIR")
+    for part, what in (("calibration", "calibration inputs (static int8)"), ("train", "training data"),
+                       ("eval", "eval data; with labels: accuracy before/after with 95%% intervals")):
+        s.add_argument(f"--{part}", metavar="FILE", help=f"{what}: .npz or safetensors with 'inputs' (and 'labels')")
     s.set_defaults(func=cmd_submit)
 
     st = remote(sub.add_parser("status", help="show a job"))
