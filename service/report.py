@@ -312,9 +312,11 @@ def render_report(job: dict[str, Any], metrics: dict[str, Any], links: dict[str,
     sections += ["<h2>Steps</h2>", _table(("#", "step", "seconds"), [(str(s["step"] + 1), escape(s["label"]), f"{s['seconds']:.2f}") for s in metrics.get("steps", [])])]
     if metrics.get("notes"):
         sections.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in metrics["notes"]) + "</ul>")
-    artifacts = [(f'<a href="{escape(links.get(name, name))}">{escape(name)}</a>', escape(info["format"]), _bytes(info["bytes"]))
+    artifacts = [(f'<a href="{escape(links.get(name, name))}">{escape(name)}</a>', escape(info["format"]), _bytes(info["bytes"]),
+                  (f"{info['size_ratio']:.2f}x {'smaller' if info.get('smaller') else '(not smaller)'}" if info.get("size_ratio") else "–"),
+                  "yes" if info.get("measured") else "")
                  for name, info in metrics.get("artifacts", {}).items()]
-    sections += ["<h2>Artifacts</h2>", _table(("file", "format", "size"), artifacts)]
+    sections += ["<h2>Artifacts</h2>", _table(("file", "format", "size", "vs upload", "measured"), artifacts)]
     if links.get("metrics"):
         sections.append(f'<p><a href="{escape(links["metrics"])}">metrics.json</a></p>')
     p = metrics.get("provenance", {})

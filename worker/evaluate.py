@@ -295,7 +295,9 @@ def peak_rss_growth(load, example: torch.Tensor, timeout_s: float = 120.0) -> di
     if not (hasattr(os, "fork") and os.path.exists("/proc/self/clear_refs")):
         return {"rss_peak_growth_bytes": None, "method": "unavailable: needs Linux /proc and fork"}
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():  # Python 3.12+ warns on fork in a threaded process; the child only measures
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # the child: measure, report on the pipe, leave without running any cleanup
         try:
             os.close(read_fd)

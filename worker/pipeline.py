@@ -163,14 +163,19 @@ def run_pipeline(
     quality = _quality(original, artifact_model, eval_set, measure_on, spec.seed)
 
     simulated = simulated_reasons(spec, measure_on, evaluate.cpu_info()["flags"])
-    verdict = make_verdict(before, after, runtime, simulated=simulated, fidelity=fidelity, quality=quality)
+    verdict = {"artifact": primary.name,
+               **make_verdict(before, after, runtime, simulated=simulated, fidelity=fidelity, quality=quality)}
     metrics = {
         "schema": METRICS_SCHEMA,
         "device": spec.device,
         "before": before,
         "after": after,
         "artifacts": {
-            o.name: {"format": o.format, "bytes": o.path.stat().st_size, **({"check": checks[o.name]} if o.name in checks else {})}
+            o.name: {"format": o.format, "bytes": o.path.stat().st_size,
+                     "size_ratio": round(before["file_bytes"] / o.path.stat().st_size, 3),
+                     "smaller": o.path.stat().st_size < before["file_bytes"],
+                     "measured": o.name == primary.name,  # latency, memory and fidelity are measured on this one
+                     **({"check": checks[o.name]} if o.name in checks else {})}
             for o in outputs
         },
         "fidelity": fidelity,

@@ -118,6 +118,7 @@ class QualityVerdict(_Open):
 
 
 class Verdict(_Open):
+    artifact: str | None = Field(default=None, description="the artifact this verdict was measured on")
     smaller: bool
     size_ratio: float = Field(description="before file bytes / after file bytes")
     runtime: str
@@ -141,6 +142,9 @@ class StepTiming(_Open):
 class ArtifactSize(_Open):
     format: str
     bytes: int = Field(ge=0)
+    size_ratio: float | None = Field(default=None, description="uploaded file bytes / this artifact's bytes")
+    smaller: bool | None = None
+    measured: bool | None = Field(default=None, description="true for the artifact whose speed, memory and outputs were measured")
 
 
 class CpuInfo(_Open):
