@@ -134,3 +134,21 @@ def test_cpu_info_reads_model_and_flags(tmp_path):
                              "avx512_fp16": False, "avx512_bf16": False, "amx_bf16": False, "amx_fp16": False}
     cpuinfo.write_text("model name\t: Old\nflags\t\t: fpu sse sse2\n")
     assert not any(evaluate.cpu_info(str(cpuinfo))["flags"].values())
+
+
+def test_float_labels_give_mse_quality_that_validates():
+    import torch
+
+    from service.domain.metrics import Quality
+    from worker.data import Dataset
+    from worker.pipeline import _quality, quality_verdict
+
+    torch.manual_seed(0)
+    model, half = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    half.load_state_dict({k: v * 0.5 for k, v in model.state_dict().items()})
+    data = Dataset(torch.randn(40, 3), torch.randn(40, 2))
+    q = _quality(model, half, data, torch.device("cpu"), seed=0)
+    Quality.model_validate(q)
+    assert q["metric"] == "mse" and q["count"] == 40 and q["mse_increase"] == pytest.approx(q["mse_after"] - q["mse_before"], abs=1e-6)
+    verdict = quality_verdict({"cosine_similarity": 0.9, "inputs": "x"}, q)
+    assert verdict["metric"] == "mse" and verdict["change"] == q["mse_increase"]
