@@ -205,7 +205,7 @@ def render_report(job: dict[str, Any], metrics: dict[str, Any], links: dict[str,
     b, a, v, f = metrics["before"], metrics["after"], metrics["verdict"], metrics["fidelity"]
     links = links or {}
     cautions = list(v.get("warnings", []))
-    if f["cosine_similarity"] < FIDELITY_CAUTION:
+    if f["cosine_similarity"] < FIDELITY_CAUTION and not any(w.startswith("outputs differ") for w in cautions):
         cautions.append(f"the outputs differ noticeably from the original's (cosine {f['cosine_similarity']:.4f} on "
                         f"{f.get('inputs', 'the comparison inputs')}); check accuracy on real data before using it")
     ok = v.get("smaller") and v.get("faster") is not False and not cautions
