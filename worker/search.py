@@ -259,7 +259,7 @@ def plan(ladder: list[Candidate], sc: SearchContext) -> tuple[list[Candidate], l
 def accuracy_of(measured: dict, metric: str) -> tuple[float | None, float | None]:
     """(accuracy, drop) of a measured candidate on the goal's metric; (None, None) without eval data."""
     quality = measured.get("quality")
-    if metric == "top1" and quality:
+    if metric == "top1" and quality and quality.get("metric", "top1_accuracy") == "top1_accuracy":
         return quality["top1_accuracy_after"], round(quality["accuracy_drop"], 6)
     fidelity = measured["fidelity"]
     if fidelity.get("top1_agreement") is not None and "eval" in fidelity.get("inputs", ""):
@@ -501,7 +501,7 @@ def run_search(prepared: Prepared, workdir: Path, *, progress: Progress, check_c
         "schema": METRICS_SCHEMA,
         "device": spec.device,
         **best.measured,
-        "artifacts": artifact_table(best.outputs, best.checks),
+        "artifacts": artifact_table(best.outputs, best.checks, best.measured["before"]),
         "steps": best.step_log,
         "notes": notes,
         "goal": {"spec": goal.model_dump(mode="json", exclude_none=True), "met": best.row["meets_goal"], "diagnosis": diagnosis},

@@ -48,8 +48,9 @@ DATA_PARTS: dict[str, str] = {
     "calibration": "inputs for quantize:static_int8 (synthetic inputs otherwise, stated in the metrics)",
     "train": "inputs and labels for the training steps (finetune, quantize:qat, distill); inputs alone for distill "
     "and for finetune with distill_from_original; with a goal, also calibrates static int8 when no calibration part is given",
-    "eval": "inputs and optional labels: fidelity on real inputs, top-1 accuracy before/after when labelled; "
-    "required by a goal with max_accuracy_drop (with labels for metric top1)",
+    "eval": "inputs and optional labels: fidelity on real inputs; integer labels: top-1 accuracy before/after with 95% "
+            "intervals; float labels (regression targets): MSE before/after; required by a goal with max_accuracy_drop "
+            "(with integer labels for metric top1)",
 }
 DATA_FORMATS: dict[str, str] = {
     "npz": "numpy .npz with arrays 'inputs' and optional 'labels' (no object arrays; loaded with allow_pickle=False)",
