@@ -54,6 +54,7 @@ class Prepared:
     device: torch.device
     example: torch.Tensor
     datasets: dict[str, Dataset] = field(default_factory=dict)
+    cache: dict = field(default_factory=dict)  # measurements of the original shared by every candidate of a search
 
     def context(self, check_cancelled: Callable[[], None], deadline: float | None = None) -> StepContext:
         """A fresh step context over the job's data (one per pipeline run)."""
@@ -140,7 +141,10 @@ def measure(prepared: Prepared, compressed: nn.Module, outputs: list[Output], ct
         check_cancelled()
         progress("measuring", None, 0.82, f"measuring peak memory at batch {memory_batch}")
         memory_input = example_input(spec, memory_batch, spec.seed)
-        before["memory"] = evaluate.peak_rss_growth(lambda: load_model(spec, model_path), memory_input)
+        key = ("before_memory", memory_batch)  # the same upload at the same batch: measured once per job
+        if key not in prepared.cache:
+            prepared.cache[key] = evaluate.peak_rss_growth(lambda: load_model(spec, model_path), memory_input)
+        before["memory"] = dict(prepared.cache[key])
         after["memory"] = evaluate.peak_rss_growth(
             lambda: export.load_for_measurement(primary.format, primary.path, rebuild)[0], memory_input)
     original, artifact_model = original.to(measure_on), artifact_model.to(measure_on)
