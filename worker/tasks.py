@@ -72,6 +72,9 @@ def _preload(**_) -> None:
     limit (or the memory guard) landing in the middle of that import would leave torch
     half-registered in the process for good ("Only a single TORCH_LIBRARY ...")."""
     import worker.pipeline  # noqa: F401
+    from worker.evaluate import warm_up_mac_counter
+
+    warm_up_mac_counter()
 
 
 @app.task(name=RUN_JOB_TASK, bind=True, Request="worker.tasks:JobRequest")
