@@ -13,7 +13,7 @@ from service.api import artifacts, capabilities, events, health, jobs, prometheu
 from service.api.limits import BodySizeLimit
 from service.api.problems import install_problem_handler
 from service.config import Settings, get_settings
-from service.storage.artifacts import LocalArtifactStore
+from service.storage.artifacts import make_store
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.store = LocalArtifactStore(settings.artifacts_path)
+    app.state.store = make_store(settings)
     app.state.prom = prometheus.ServiceMetrics(app)
     install_problem_handler(app)
     app.add_middleware(BodySizeLimit, max_bytes_getter=lambda: settings.max_upload_bytes)

@@ -8,7 +8,7 @@ import redis
 from fastapi import Depends, Request
 
 from service.config import Settings
-from service.storage.artifacts import LocalArtifactStore
+from service.storage.artifacts import ArtifactStore
 from service.storage.jobs import JobRepository
 
 
@@ -24,11 +24,11 @@ def get_jobs(request: Request) -> JobRepository:
     return JobRepository(request.app.state.redis)
 
 
-def get_store(request: Request) -> LocalArtifactStore:
+def get_store(request: Request) -> ArtifactStore:
     return request.app.state.store
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 JobsDep = Annotated[JobRepository, Depends(get_jobs)]
-StoreDep = Annotated[LocalArtifactStore, Depends(get_store)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]

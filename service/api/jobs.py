@@ -23,7 +23,8 @@ from service.domain.spec import JobSpec, parse_spec
 from service.inspection import inspect_state_dict, read_catalog
 from service.lifecycle import cancel_job, expire_job
 from service.storage import keys
-from service.queue import enqueue_job, queue_for
+from service.queue import enqueue_job, queue_for, resolve_device
+from service.storage.workers import waiting_reason
 
 log = logging.getLogger("modelpress.api")
 
@@ -120,6 +121,7 @@ def submit_job(
                     max_parameters=settings.max_parameters, zip_limits=settings.zip_limits,
                 )
                 staged[i] = (f"{part}.{DATA_EXTENSIONS[fmt]}", fmt, path)
+        device = resolve_device(job_spec, redis_client)
         job_id = new_job_id()
         if idem_key is not None and not redis_client.set(
             idem_key, json.dumps({"fingerprint": fingerprint, "job_id": job_id}), nx=True, ex=settings.idempotency_ttl_s
@@ -133,7 +135,7 @@ def submit_job(
             for name, fmt, path in staged:
                 size, sha = store.put_file(job_id, "inputs", name, path)
                 inputs.append(ArtifactInfo(name=name, format=fmt, bytes=size, sha256=sha))
-        except OSError as exc:
+        except (OSError, Unavailable) as exc:  # a disk or the S3 store failed
             store.remove_job(job_id)
             if idem_key is not None:
                 redis_client.delete(idem_key)
@@ -142,7 +144,8 @@ def submit_job(
     record = JobRecord(
         id=job_id,
         spec=job_spec.model_dump(mode="json"),
-        queue=queue_for(job_spec.device),
+        queue=queue_for(device),
+        device=device,
         created_at=now,
         updated_at=now,
         inputs=inputs,
@@ -243,7 +246,11 @@ def list_jobs(
 
 @router.get("/jobs/{job_id}", response_model=JobView, responses={404: PROBLEMS[404]}, summary="A job's state, progress and results")
 def get_job(job_id: str, request: Request, settings: SettingsDep, jobs: JobsDep):
-    return JobView.of(jobs.get(job_id), base_url(request, settings))
+    record = jobs.get(job_id)
+    view = JobView.of(record, base_url(request, settings))
+    if record.state == JobState.queued:
+        view.waiting = waiting_reason(jobs.redis, record.queue)
+    return view
 
 
 CANCEL_RESPONSES = {
