@@ -13,7 +13,7 @@ COPY worker ./worker
 COPY modelpress ./modelpress
 # CPU torch pinned in the same command, so pip never pulls a CUDA build.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
- && pip install torch==2.13.0 .
+ && pip install torch==2.13.0 ".[s3,flower]"
 
 RUN useradd --create-home --uid 10001 modelpress && mkdir -p /data/artifacts && chown -R modelpress /data
 USER modelpress
