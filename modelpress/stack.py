@@ -84,6 +84,7 @@ class Stack:
     workers: int = 1
     queues: str = "cpu"
     pool: str | None = None  # default: prefork on cpu, solo on gpu (CUDA does not survive fork)
+    api_workers: int = 1  # uvicorn worker processes
     extra_env: dict[str, str] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)
 
@@ -111,7 +112,8 @@ class Stack:
         self._add(
             "api",
             [sys.executable, "-m", "uvicorn", "service.main:create_app", "--factory",
-             "--host", self.api_host, "--port", str(self.api_port), "--log-level", "warning"],
+             "--host", self.api_host, "--port", str(self.api_port), "--log-level", "warning",
+             *(["--workers", str(self.api_workers)] if self.api_workers > 1 else [])],
             env,
         )
         for i in range(self.workers):
