@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -24,8 +25,13 @@ class ApiError(Exception):
 
 
 class ModelpressClient:
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, timeout: float = 60.0, transport: httpx.BaseTransport | None = None):
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, api_key: str | None = None, timeout: float = 60.0,
+                 transport: httpx.BaseTransport | None = None):
+        """``api_key``: sent as ``Authorization: Bearer``; default ``$MODELPRESS_API_KEY`` (none when unset,
+        for a server with auth off)."""
+        api_key = api_key or os.environ.get("MODELPRESS_API_KEY") or None
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, headers=headers)
 
     def close(self) -> None:
         self.http.close()
@@ -45,11 +51,22 @@ class ModelpressClient:
             raise ApiError(response.status_code, problem)
         return response
 
-    def submit(self, model: str | Path, spec: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
-        """Submit a job. With ``idempotency_key``, retrying the same submission returns the same job."""
+    def submit(
+        self, model: str | Path, spec: dict[str, Any], *, idempotency_key: str | None = None,
+        data: dict[str, str | Path] | None = None,
+    ) -> dict[str, Any]:
+        """Submit a job. With ``idempotency_key``, retrying the same submission returns the same job.
+
+        ``data`` maps data parts (``calibration``, ``train``, ``eval``) to .npz or safetensors files,
+        e.g. ``{"train": "train.npz", "eval": "eval.npz"}`` for a ``finetune`` step.
+        """
+        from contextlib import ExitStack
+
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        with open(model, "rb") as f:
-            files = {"model": (Path(model).name, f, "application/octet-stream")}
+        with ExitStack() as stack:
+            files = {"model": (Path(model).name, stack.enter_context(open(model, "rb")), "application/octet-stream")}
+            for part, path in (data or {}).items():
+                files[part] = (Path(path).name, stack.enter_context(open(path, "rb")), "application/octet-stream")
             return self._check(self.http.post("/jobs", files=files, data={"spec": json.dumps(spec)}, headers=headers)).json()
 
     def cancel(self, job_id: str) -> dict[str, Any]:

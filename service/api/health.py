@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from service.api.deps import RedisDep, StoreDep
+from service.api.deps import RedisDep, StoreDep, TenantDep
 from service.queue import QUEUE_NAMES
 from service.storage.workers import live_workers
 
@@ -74,7 +74,8 @@ def readyz(redis_client: RedisDep, store: StoreDep) -> JSONResponse:
 
 
 @router.get("/workers", response_model=WorkerList, summary="Live workers: host, queues, CUDA device and memory, torch version, heartbeat age")
-def list_workers(redis_client: RedisDep) -> WorkerList:
+def list_workers(redis_client: RedisDep, _: TenantDep) -> WorkerList:
+    """Any API key may read it (it names hosts, so it is not public like /readyz's short form)."""
     return _workers(redis_client)
 
 

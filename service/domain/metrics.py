@@ -76,6 +76,19 @@ class StepTiming(_Open):
     seconds: float = Field(ge=0)
 
 
+class TrainingRecord(_Open):
+    """One training step (finetune, distill, quantize:qat)."""
+
+    step: str = Field(description="the step's label, e.g. finetune")
+    objective: str = Field(description="the loss, in words: cross-entropy, distillation (T=...), or both with their weights")
+    samples: int = Field(ge=0, description="training inputs per epoch")
+    epochs: int = Field(ge=0, description="epochs asked for")
+    epochs_completed: int = Field(ge=0, description="full epochs run (fewer when max_seconds stopped it)")
+    epoch_loss: list[float] = Field(description="mean training loss of each epoch run (the last may be partial)")
+    seconds: float = Field(ge=0)
+    stopped_early: str | None = Field(default=None, description="why training stopped before its epochs, or null")
+
+
 class ArtifactSize(_Open):
     format: str
     bytes: int = Field(ge=0)
@@ -113,6 +126,7 @@ class Metrics(_Open):
     verdict: Verdict
     steps: list[StepTiming]
     notes: list[str]
+    training: list[TrainingRecord] | None = Field(default=None, description="one record per training step, when any")
     provenance: Provenance
 
 

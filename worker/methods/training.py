@@ -94,6 +94,7 @@ def train(
     soft = teacher_outputs(objective.teacher, inputs, batch_size, device) if objective.teacher is not None else None
     labels = objective.labels
     params = [p for p in model.parameters() if p.is_floating_point()]
+    was_trainable = [p.requires_grad for p in params]
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(params, lr=lr)
@@ -153,8 +154,8 @@ def train(
             break
         completed += 1
     model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    for p, flag in zip(params, was_trainable):
+        p.requires_grad_(flag)  # as before: torch-pruning's graph tracing, for one, needs grad-tracking parameters
     record = {
         "step": label,
         "objective": objective.describe(),
