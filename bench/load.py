@@ -386,7 +386,11 @@ def markdown(r: dict) -> str:
         "Reading: the polling latency is dominated by CPU starvation, not by Redis or locking: the 2 cores "
         "were shared by the API, two busy torch workers, redis-server, 100 polling clients, the submitters "
         "and the other engineers' processes (load average above). The server-side cost per request (row above) "
-        "bounds what the API can serve on a dedicated core.",
+        "bounds what the API can serve on a dedicated core."
+        + (" A `RemoteProtocolError` is most likely a client reusing a keep-alive connection just as uvicorn "
+           "closed it (uvicorn's 5 s idle keep-alive timeout; some pooled connections sat idle that long while "
+           "others waited); the request never reached the app, and a client retries it."
+           if "RemoteProtocolError" in (p["errors"] or {}) else ""),
         "",
         "## API memory (RSS of the uvicorn master and its workers, sampled every second)",
         "",
