@@ -237,18 +237,31 @@ def verdict_line(metrics: dict) -> str:
     v, f = metrics["verdict"], metrics["fidelity"]
     parts = [f"{v['size_ratio']:.2f}x {'smaller' if v['smaller'] else 'size: NOT smaller'}"]
     if v.get("speedup") is not None:
-        parts.append(f"{v['speedup']:.2f}x speed ({'faster' if v.get('faster') else 'not faster'})")
-    parts.append(f"output cosine {f['cosine_similarity']:.4f}")
-    if f.get("top1_agreement") is not None:
-        parts.append(f"top-1 agreement {f['top1_agreement']:.1%}")
+        how = "faster" if v.get("faster") else "not faster"
+        if v.get("simulated_only"):
+            how += "; simulated only: no real low-precision kernel ran"
+        parts.append(f"{v['speedup']:.2f}x speed ({how})")
+    if v.get("macs_ratio") is not None:
+        parts.append(f"{v['macs_ratio']:.2f}x fewer MACs" if v["macs_ratio"] > 1.0 else "same MACs")
+    q = metrics.get("quality")
+    if q and q.get("metric", "top1_accuracy") == "top1_accuracy":
+        lo, hi = q.get("accuracy_drop_ci95") or (None, None)
+        parts.append(f"top-1 accuracy {q['top1_accuracy_before']:.1%} -> {q['top1_accuracy_after']:.1%}"
+                     + (f" (drop {q['accuracy_drop'] * 100:.1f} points, 95% CI {lo * 100:.1f} to {hi * 100:.1f})" if lo is not None else ""))
+    elif q and q.get("metric") == "mse":
+        parts.append(f"MSE {q['mse_before']:.4g} -> {q['mse_after']:.4g}")
+    else:
+        parts.append(f"output cosine {f['cosine_similarity']:.4f}")
+        if f.get("top1_agreement") is not None:
+            parts.append(f"top-1 agreement {f['top1_agreement']:.1%} ({f.get('source', 'synthetic')} inputs)")
     return "verdict: " + ", ".join(parts)
 
 
 def cmd_submit(args) -> int:
     spec = json.loads(Path(args.spec).read_text())
     with _client(args) as client:
-        parts = {part: getattr(args, part) for part in ("calibration", "train", "eval") if getattr(args, part)}
-        job = client.submit(args.model, spec, idempotency_key=args.idempotency_key, data=parts)
+        data = {part: getattr(args, part) for part in ("calibration", "train", "eval") if getattr(args, part)}
+        job = client.submit(args.model, spec, idempotency_key=args.idempotency_key, data=data or None)
         if not args.json:
             print(f"submitted {job['id']}", file=sys.stderr)
         if args.wait or args.download:

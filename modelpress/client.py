@@ -51,23 +51,22 @@ class ModelpressClient:
             raise ApiError(response.status_code, problem)
         return response
 
-    def submit(
-        self, model: str | Path, spec: dict[str, Any], *, idempotency_key: str | None = None,
-        data: dict[str, str | Path] | None = None,
-    ) -> dict[str, Any]:
-        """Submit a job. With ``idempotency_key``, retrying the same submission returns the same job.
-
-        ``data`` maps data parts (``calibration``, ``train``, ``eval``) to .npz or safetensors files,
-        e.g. ``{"train": "train.npz", "eval": "eval.npz"}`` for a ``finetune`` step.
-        """
-        from contextlib import ExitStack
-
+    def submit(self, model: str | Path, spec: dict[str, Any], *, idempotency_key: str | None = None,
+               data: dict[str, str | Path] | None = None) -> dict[str, Any]:
+        """Submit a job. ``data``: optional data files by part (``calibration``, ``train``, ``eval``:
+        .npz or safetensors with ``inputs`` and optional ``labels``). With ``idempotency_key``,
+        retrying the same submission returns the same job."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        with ExitStack() as stack:
-            files = {"model": (Path(model).name, stack.enter_context(open(model, "rb")), "application/octet-stream")}
+        handles = {"model": open(model, "rb")}
+        try:
             for part, path in (data or {}).items():
-                files[part] = (Path(path).name, stack.enter_context(open(path, "rb")), "application/octet-stream")
+                handles[part] = open(path, "rb")
+            names = {"model": model, **(data or {})}
+            files = {part: (Path(names[part]).name, f, "application/octet-stream") for part, f in handles.items()}
             return self._check(self.http.post("/jobs", files=files, data={"spec": json.dumps(spec)}, headers=headers)).json()
+        finally:
+            for f in handles.values():
+                f.close()
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """queued -> cancelled now; running -> cancelling (then cancelled). 409 once finished."""

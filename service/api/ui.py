@@ -136,10 +136,47 @@ async function refresh() {
 }
 setInterval(refresh, 2000);
 if (document.body.dataset.auth) refresh();
+// The spec editor: the step picker is filled from GET /capabilities; "add step" appends the chosen
+// step with its schema's defaults to the spec's steps, which stay editable as JSON.
+const specBox = document.getElementById('spec');
+function editSpec(change) {
+  const out = document.getElementById('result');
+  let spec;
+  try { spec = JSON.parse(specBox.value); } catch (e) { out.textContent = 'the spec is not valid JSON: ' + e.message; return; }
+  change(spec); specBox.value = JSON.stringify(spec, null, 2); out.textContent = '';
+}
+function seededStep(cap) {
+  const step = {method: cap.method, kind: cap.kind};
+  for (const [name, prop] of Object.entries(cap.schema.properties || {})) {
+    if (name in step || ['include', 'exclude', 'op_types'].includes(name)) continue;
+    if (prop.default !== undefined && prop.default !== null) step[name] = prop.default;
+    else if (name === 'amount') step[name] = 0.5;
+  }
+  return step;
+}
+api('/capabilities').then(r => r.json()).then(caps => {
+  const picker = document.getElementById('step-kind');
+  const byKey = {};
+  for (const cap of caps.methods) {
+    const key = cap.method + ':' + cap.kind;
+    byKey[key] = cap;
+    const option = document.createElement('option');
+    option.value = key; option.textContent = key + ' — ' + cap.description;
+    picker.appendChild(option);
+  }
+  document.getElementById('add-step').addEventListener('click', () =>
+    editSpec(spec => { spec.steps = (spec.steps || []).concat([seededStep(byKey[picker.value])]); }));
+  document.getElementById('clear-steps').addEventListener('click', () => editSpec(spec => { spec.steps = []; }));
+  picker.dataset.loaded = String(caps.methods.length);
+});
 document.getElementById('submit').addEventListener('submit', async ev => {
   ev.preventDefault();
   const out = document.getElementById('result');
-  const response = await api('/jobs', {method: 'POST', body: new FormData(ev.target)});
+  const form = new FormData(ev.target);
+  for (const [name, value] of [...form.entries()]) {  // optional data files left empty are not sent
+    if (value instanceof File && value.size === 0 && value.name === '') form.delete(name);
+  }
+  const response = await api('/jobs', {method: 'POST', body: form});
   const body = await response.json();
   if (response.ok) { window.location = '/ui/jobs/' + body.id; }
   else { out.textContent = body.detail + (body.errors ? '\\n' + JSON.stringify(body.errors, null, 2) : ''); }
@@ -156,9 +193,15 @@ def ui_jobs(request: Request) -> HTMLResponse:
 <table><thead><tr><th>job</th><th>state</th><th>progress</th><th>steps</th><th>created (UTC)</th></tr></thead>
 <tbody id="jobs">{rows}</tbody></table>
 <h2>Submit</h2>
-<form id="submit"><p><label>model (safetensors state_dict) <input type="file" name="model" required></label></p>
-<p><label>spec (JSON)<br><textarea name="spec" rows="12">{escape(json.dumps(EXAMPLE_SPEC, indent=2))}</textarea></label></p>
-<p><button type="submit">submit</button></p><pre id="result"></pre></form>"""
+<form id="submit"><p><label>model (safetensors state_dict or TorchScript) <input type="file" name="model" required></label></p>
+<p><label>step <select id="step-kind"></select></label> <button type="button" id="add-step">add step</button>
+<button type="button" id="clear-steps">clear steps</button></p>
+<p><label>spec (JSON)<br><textarea id="spec" name="spec" rows="14">{escape(json.dumps(EXAMPLE_SPEC, indent=2))}</textarea></label></p>
+<fieldset><legend>data (optional: .npz or safetensors with <code>inputs</code> and <code>labels</code>)</legend>
+<p><label>calibration <input type="file" name="calibration"></label></p>
+<p><label>train <input type="file" name="train"></label></p>
+<p><label>eval (labels: accuracy with 95% intervals) <input type="file" name="eval"></label></p></fieldset>
+<p><button type="submit" id="submit-button">submit</button></p><pre id="result"></pre></form>"""
     script = LIST_JS + (KEY_JS if jobs is None else "")
     return _page("modelpress jobs", body, script, body_attrs=' data-auth="1"' if jobs is None else "")
 
@@ -173,7 +216,7 @@ function show(e) {
 }
 function links(job) {
   const files = Object.entries(job.links.artifacts).map(([n, u]) => `<li><a class="api" data-save="${esc(n)}" href="${esc(u)}">${esc(n)}</a></li>`).join('');
-  document.getElementById('done').innerHTML = `<p><a class="api" href="${esc(job.links.report)}">report</a> · <a class="api" href="${esc(job.links.metrics)}">metrics.json</a></p><ul>${files}</ul>`;
+  document.getElementById('done').innerHTML = `<p><a class="api" href="${esc(job.links.report)}">report</a> · <a class="api" href="${esc(job.links.metrics)}">metrics.json</a> · <a class="api" data-save="${esc(jobId)}-report.html" href="${esc(job.links.report)}?download=true">download report</a></p><ul>${files}</ul>`;
   document.getElementById('done').dataset.loaded = '1';
 }
 async function load() {  // auth on: the server sent a shell; fill it in with the key

@@ -146,3 +146,18 @@ def test_training_specs_that_cannot_run_are_422(api, digits_mlp_path, parts, not
     assert problem["type"].endswith("spec-invalid")
     assert needle in json.dumps(problem)
     assert loc == "spec" or any(e["loc"].startswith(loc) for e in problem["errors"]), problem
+
+
+def test_a_training_job_reports_its_epochs_and_stops_when_cancelled(api, digits_mlp_path, parts, finished):
+    """Progress shows phase 'training' with the epoch and its loss; a cancel lands between batches."""
+    from tests.integration.helpers import wait_for
+
+    long = {**FINETUNE, "epochs": 1000, "max_seconds": 300}
+    response = submit_with(api, digits_mlp_path, spec(long), {"train": parts["train"]})
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    job = wait_for(api, job_id, lambda j: j["progress"]["phase"] == "training" and "loss" in j["progress"]["message"], timeout=120)
+    assert job["progress"]["message"].startswith("finetune: epoch ") and job["progress"]["step"] == 0
+    assert api.post(f"/jobs/{job_id}/cancel").status_code == 202
+    job = wait(api, job_id, timeout=60)
+    assert job["state"] == "cancelled" and job["artifacts"] == []

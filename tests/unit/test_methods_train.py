@@ -223,3 +223,12 @@ def test_qat_needs_labelled_train_data():
 
     with pytest.raises(InvalidSpec, match="labels"):
         apply_step(mlp(), QATInt8(), ctx(train=blobs()[0]))
+
+
+def test_batchnorm_models_train_when_one_sample_would_be_left_over():
+    x, y = blobs(n=65)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 4)).eval()
+    c = ctx(train=x, train_labels=y)
+    apply_step(model, FineTune(epochs=2, batch_size=64), c)
+    assert c.training[0]["epochs_completed"] == 2 and not model.training
