@@ -68,6 +68,7 @@ def run_pipeline(
     ctx = StepContext(
         device=device, example_input=example.to(device), seed=spec.seed, check_cancelled=check_cancelled,
         **{part: d.inputs for part, d in datasets.items()},
+        train_labels=datasets["train"].labels if "train" in datasets else None,
     )
 
     step_log = []
@@ -135,6 +136,11 @@ def run_pipeline(
     quality = _quality(original, artifact_model, eval_set, measure_on)
 
     verdict = make_verdict(before, after, runtime)
+    if primary.format == "packed":
+        verdict["warnings"].append(
+            "not faster: packed is a storage/transport format; its size is the file's, its latency is the unpacked "
+            "dense float model's (eager), the same compute as the original's"
+        )
     metrics = {
         "schema": METRICS_SCHEMA,
         "device": spec.device,

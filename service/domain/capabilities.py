@@ -14,6 +14,7 @@ from service.domain.steps import (
     BFloat16,
     DynamicInt8,
     Float16,
+    KMeansQuantize,
     MagnitudePrune,
     RandomPrune,
     StaticInt8,
@@ -37,11 +38,14 @@ OUTPUT_FORMATS: dict[str, str] = {
     "torchscript": "a torch.jit.save() archive, int8 included",
     "onnx": "ONNX (opset 17, legacy exporter), checked with onnx.checker and verified against torch with onnxruntime; "
     "not after int8 quantization",
+    "packed": "model.mpk, the packed transport format (docs/packed-format.md): sparse weights with relative indexes, "
+    "k-means codebooks, zstd; a storage format: unpack with `modelpress unpack` or modelpress.artifacts.load_packed "
+    "(latency is measured on the unpacked model); architecture uploads only, not after int8/fp16/bf16",
 }
 DEVICES: dict[str, str] = {"cpu": "queue cpu", "cuda": "queue gpu"}
 DATA_PARTS: dict[str, str] = {
     "calibration": "inputs for quantize:static_int8 (synthetic inputs otherwise, stated in the metrics)",
-    "train": "inputs (and labels) for methods that fine-tune (none yet needs it)",
+    "train": "inputs and labels for methods that fine-tune (quantize:kmeans fine-tunes its codebooks on them)",
     "eval": "inputs and optional labels: fidelity on real inputs, top-1 accuracy before/after when labelled",
 }
 DATA_FORMATS: dict[str, str] = {
@@ -49,7 +53,7 @@ DATA_FORMATS: dict[str, str] = {
     "safetensors": "tensors 'inputs' and optional 'labels'",
 }
 OUTPUTS_BY_FORMAT: dict[str, tuple[str, ...]] = {
-    "safetensors": ("safetensors", "torchscript", "onnx"),
+    "safetensors": ("safetensors", "torchscript", "onnx", "packed"),
     "torchscript": ("torchscript", "onnx"),
 }
 
@@ -125,6 +129,15 @@ METHODS: dict[type[StepConfig], MethodCapability] = {
         devices={"cpu": None, "cuda": None},
         quantizes=True,
     ),
+    KMeansQuantize: MethodCapability(
+        config=KMeansQuantize,
+        formats={"safetensors": None, "torchscript": "weight sharing rewrites parameters and fine-tunes them through the "
+                 "module graph; upload a safetensors state_dict with an architecture instead"},
+        devices={"cpu": None, "cuda": None},
+        data=("train",),
+        notes="the model stays float (every format works); ask for the 'packed' output to store codebooks and codes; "
+        "codebooks are fine-tuned when the train part has labels; must be the last step",
+    ),
     SVDLowRank: MethodCapability(
         config=SVDLowRank,
         formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
@@ -159,6 +172,9 @@ def problems_for(model_format: str, device: str, steps: list[StepConfig], output
         problems.append(Problem("outputs", "'safetensors' holds a plain float32 state_dict and cannot carry a quantized or cast model; ask for 'torchscript'"))
     if any(METHODS[type(s)].quantizes for s in steps) and "onnx" in outputs:
         problems.append(Problem("outputs", "'onnx' is not offered after quantization (torch's ONNX exporter has no mapping for its int8 ops, e.g. quantized::linear_dynamic); ask for 'torchscript'"))
+    if any(METHODS[type(s)].quantizes for s in steps) and "packed" in outputs:
+        problems.append(Problem("outputs", "'packed' stores plain float tensors (codebooks of float values) and cannot carry an int8 or "
+                                "half-precision model; use quantize:kmeans for packed weights, or ask for 'torchscript'"))
     return problems
 
 

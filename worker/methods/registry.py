@@ -25,6 +25,7 @@ _METHOD_MODULES = (
     "worker.methods.casting",
     "worker.methods.static_int8",
     "worker.methods.lowrank",
+    "worker.methods.kmeans",
 )
 
 
@@ -40,6 +41,7 @@ class StepContext:
     notes: list[str] = field(default_factory=list)
     calibration: torch.Tensor | None = None  # inputs of the ``calibration`` data part, if uploaded
     train: torch.Tensor | None = None  # inputs of the ``train`` data part
+    train_labels: torch.Tensor | None = None  # its labels, when given
     eval: torch.Tensor | None = None  # inputs of the ``eval`` data part
 
 

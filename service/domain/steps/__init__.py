@@ -9,10 +9,10 @@ from pydantic import Field
 from service.domain.steps.base import StepConfig
 from service.domain.steps.lowrank import SVDLowRank
 from service.domain.steps.prune import MagnitudePrune, RandomPrune, StructuredPrune
-from service.domain.steps.quantize import BFloat16, DynamicInt8, Float16, StaticInt8, WeightOnlyInt8
+from service.domain.steps.quantize import BFloat16, DynamicInt8, Float16, KMeansQuantize, StaticInt8, WeightOnlyInt8
 
 PruneStep = Annotated[Union[MagnitudePrune, RandomPrune, StructuredPrune], Field(discriminator="kind")]
-QuantizeStep = Annotated[Union[DynamicInt8, WeightOnlyInt8, Float16, BFloat16, StaticInt8], Field(discriminator="kind")]
+QuantizeStep = Annotated[Union[DynamicInt8, WeightOnlyInt8, Float16, BFloat16, StaticInt8, KMeansQuantize], Field(discriminator="kind")]
 LowRankStep = Annotated[Union[SVDLowRank], Field(discriminator="kind")]
 
 Step = Annotated[Union[PruneStep, QuantizeStep, LowRankStep], Field(discriminator="method")]
@@ -26,6 +26,7 @@ ALL_STEP_TYPES: tuple[type[StepConfig], ...] = (
     Float16,
     BFloat16,
     StaticInt8,
+    KMeansQuantize,
     SVDLowRank,
 )
 
@@ -41,5 +42,6 @@ __all__ = [
     "Float16",
     "BFloat16",
     "StaticInt8",
+    "KMeansQuantize",
     "SVDLowRank",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from service.domain.steps.base import StepConfig
 
@@ -54,3 +54,37 @@ class StaticInt8(StepConfig):
         if self.include or self.exclude or self.op_types:
             raise ValueError("quantize:static_int8 quantizes the whole graph; include/exclude/op_types are not supported")
         return self
+
+
+class KMeansQuantize(StepConfig):
+    """Deep Compression weight sharing: per layer, k-means on the nonzero weights (linear init), every weight
+    replaced by its centroid, so a layer holds at most ``2**bits`` distinct values, pruning zeros included
+    (a pruned layer gets ``2**bits - 1`` nonzero centroids; its zeros stay exactly zero).
+
+    The model stays a plain float model (measurable, exportable to every format); the ``packed`` output
+    stores each layer as a codebook plus ``bits``-bit codes. With a ``train`` data part that has labels,
+    the centroids are fine-tuned: the gradients of all weights sharing a centroid are summed to update it.
+    Nothing may follow this step (a later step would break the codebook).
+    """
+
+    method: Literal["quantize"] = "quantize"
+    kind: Literal["kmeans"] = "kmeans"
+    bits: int = Field(default=5, ge=2, le=8, description="Code bits per weight: at most 2**bits distinct values per layer.")
+    layer_bits: dict[str, int] = Field(
+        default_factory=dict, description="Per-layer override, module name -> bits (2..8), e.g. {'fc3': 6}."
+    )
+    init: Literal["linear", "density", "random"] = Field(
+        default="linear", description="Centroid initialization: linear over [min, max] (the paper's best), CDF quantiles, or random."
+    )
+    iterations: int = Field(default=30, ge=1, le=300, description="Most Lloyd iterations per layer.")
+    finetune_epochs: int = Field(default=3, ge=0, le=100, description="Codebook fine-tuning epochs on the labelled train data (0: none).")
+    learning_rate: float = Field(default=1e-4, gt=0.0, le=1.0, description="Adam learning rate of the centroid fine-tuning.")
+    batch_size: int = Field(default=64, ge=1, le=4096, description="Fine-tuning batch size.")
+
+    @field_validator("layer_bits")
+    @classmethod
+    def _bits_range(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = {k: v for k, v in value.items() if not 2 <= v <= 8}
+        if bad:
+            raise ValueError(f"layer_bits values must be 2..8: {bad}")
+        return value
