@@ -158,7 +158,7 @@ def _stream(payload_parts: dict[str, tuple[bytes, dict[str, Any]]]) -> int:
 
 def _encode(name: str, dtype: str, array: np.ndarray, entropy: str, level: int, min_elements: int) -> tuple[str, dict, dict]:
     """Choose the smallest encoding of one tensor: returns (encoding, fields, streams {name: (bytes, meta)})."""
-    flat = np.ascontiguousarray(array).reshape(-1)
+    flat = np.asarray(array, order="C").reshape(-1)
     itemsize = flat.dtype.itemsize
     raw_bytes = flat.tobytes()
     data, compression = _compress(raw_bytes, entropy, min(level, 3))  # float bytes barely compress; be quick
@@ -240,7 +240,8 @@ def pack(
         storage = np.dtype(DTYPES[dtype])
         if array.dtype.itemsize != storage.itemsize:
             raise ValueError(f"{name}: a {dtype} tensor needs {storage.itemsize}-byte elements, got {array.dtype}")
-        array = np.ascontiguousarray(array).view(storage) if array.dtype != storage else np.ascontiguousarray(array)
+        array = np.asarray(array, order="C")
+        array = array.view(storage) if array.dtype != storage else array
         encoding, fields, streams = _encode(name, dtype, array, entropy, level, min_elements)
         placed = {}
         for stream_name, (data, meta) in streams.items():
@@ -351,7 +352,7 @@ def _decode(entry: dict[str, Any], body: memoryview) -> np.ndarray:
         data = _stream_bytes(body, streams["data"], label("data"))
         if len(data) != numel * storage.itemsize:
             raise PackedFormatError(f"{label('data')}: {len(data)} bytes for {numel} {dtype} elements")
-        return np.frombuffer(data, storage).reshape(shape).copy()
+        return np.frombuffer(data, storage).reshape(shape).copy()  # writable
     uint = _UINT[storage.itemsize]
     if encoding not in ("shared", "sparse"):
         raise PackedFormatError(f"{name}: unknown encoding {encoding!r}")
