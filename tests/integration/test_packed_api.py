@@ -30,8 +30,8 @@ def test_prune_kmeans_packed_end_to_end(api, digits_mlp_path, digits_test_set, t
     x_train, y_train, _, _ = digits_28x28()
     x_train, y_train = x_train[:600].astype(np.float16), y_train[:600]  # under the test stack's 3 MiB upload limit
     job_spec = spec(
-        {"method": "prune", "kind": "magnitude", "amount": 0.9, "scope": "layer"},
-        {"method": "quantize", "kind": "kmeans", "bits": 4, "layer_bits": {"4": 5}, "finetune_epochs": 2, "learning_rate": 1e-3},
+        {"method": "prune", "kind": "magnitude", "amount": 0.8, "scope": "layer"},
+        {"method": "quantize", "kind": "kmeans", "bits": 4, "layer_bits": {"4": 5}, "finetune_epochs": 3, "learning_rate": 3e-3},
         outputs=["packed"],
     )
     response = api.post(
@@ -52,7 +52,7 @@ def test_prune_kmeans_packed_end_to_end(api, digits_mlp_path, digits_test_set, t
     model.load_state_dict(state, strict=True)
     for i, bits in ((0, 4), (2, 4), (4, 5)):
         assert torch.unique(model[i].weight).numel() <= 2**bits
-        assert (model[i].weight == 0).float().mean() >= 0.89
+        assert (model[i].weight == 0).float().mean() >= 0.79
     assert torch.equal(load_packed(path)[0].weight, model[0].weight)  # through the manifest
 
     out = tmp_path / "unpacked.safetensors"  # the CLI
@@ -68,10 +68,10 @@ def test_prune_kmeans_packed_end_to_end(api, digits_mlp_path, digits_test_set, t
     acc_before, acc_after = accuracy(original.eval(), x, y), accuracy(model.eval(), x, y)
     print(f"\npacked: accuracy {acc_before:.4f} -> {acc_after:.4f}, {metrics['verdict']['size_ratio']}x smaller")
     assert acc_before - acc_after <= 0.05
-    assert metrics["verdict"]["size_ratio"] > 20 and metrics["after"]["artifact"] == "model.mpk"
+    assert metrics["verdict"]["size_ratio"] > 12 and metrics["after"]["artifact"] == "model.mpk"
     assert metrics["artifacts"]["model.mpk"]["check"]["round_trip"] == "bit-exact"
     assert any("packed is a storage/transport format" in w for w in metrics["verdict"]["warnings"])
-    assert any("fine-tuned 2 epochs" in n for n in metrics["notes"])
+    assert any("fine-tuned 3 epochs" in n for n in metrics["notes"])
 
 
 def test_kmeans_followed_by_a_step_is_422(api, digits_mlp_path):
