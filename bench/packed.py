@@ -334,9 +334,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="bench/results/packed.json")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the steadiest on a shared machine)")
     ap.add_argument("--only", choices=["lenet_300_100", "lenet5", "resnet18"], action="append")
     args = ap.parse_args()
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads)
     started = time.perf_counter()
     data = mnist_5k(seed=args.seed)
     out: dict = {"command": "python bench/packed.py " + " ".join(sys.argv[1:]), "machine": machine(), "paper": PAPER}
