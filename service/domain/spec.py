@@ -16,7 +16,7 @@ Device = Literal["cpu", "cuda"]
 DType = Literal["float32", "float16", "bfloat16", "int64", "int32"]
 
 
-CPU_ONLY_KINDS = frozenset({"quantize:dynamic_int8", "quantize:static_int8"})
+CPU_ONLY_KINDS = frozenset({"quantize:dynamic_int8", "quantize:static_int8", "quantize:qat"})
 FLOAT_KINDS = frozenset({"quantize:kmeans"})  # quantize kinds whose model stays plain float (weight sharing)
 
 
@@ -113,6 +113,13 @@ class JobSpec(Strict):
             for i, step in enumerate(self.steps):
                 if step.label in CPU_ONLY_KINDS:
                     raise ValueError(f"steps[{i}] ({step.label}) produces CPU int8 kernels; use device 'cpu'")
+        if self.model.format == "torchscript":
+            for i, step in enumerate(self.steps):
+                if step.method == "distill" and step.student.prune_amount is not None:
+                    raise ValueError(
+                        f"steps[{i}] (distill): a pruned-copy student needs the model's Python module graph; "
+                        "upload a safetensors state_dict with an architecture, or name a student architecture"
+                    )
         if len(set(self.outputs)) != len(self.outputs):
             raise ValueError("outputs: each format at most once")
         return self

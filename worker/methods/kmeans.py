@@ -13,6 +13,7 @@ eq. 3), and Adam updates the centroids (and the layers' biases). Codes and zeros
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -95,6 +96,7 @@ def bits_for(name: str, step: KMeansQuantize) -> int:
 
 def finetune_codebooks(model: nn.Module, layers: list[SharedLayer], step: KMeansQuantize, ctx: StepContext) -> dict:
     """Train the centroids (and the shared layers' biases) on the labelled train data; codes and zeros fixed."""
+    started = time.monotonic()
     inputs, labels = ctx.train.to(ctx.device), ctx.train_labels.to(ctx.device)
     generator = torch.Generator().manual_seed(ctx.seed)
     centroids = [nn.Parameter(layer.centroids.detach().clone()) for layer in layers]
@@ -130,8 +132,9 @@ def finetune_codebooks(model: nn.Module, layers: list[SharedLayer], step: KMeans
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 total += loss.item() * len(idx)
-            losses.append(round(total / n, 5))
-            ctx.report((epoch + 1) / (step.finetune_epochs + 1), f"quantize:kmeans fine-tuning codebooks: epoch {epoch + 1}/{step.finetune_epochs}, loss {losses[-1]}")
+            losses.append(round(total / n, 6))
+            ctx.report(0.2 + 0.8 * (epoch + 1) / step.finetune_epochs,
+                       f"quantize:kmeans fine-tuning codebooks: epoch {epoch + 1}/{step.finetune_epochs}, loss {losses[-1]:.4f}", phase="training")
     finally:
         for layer, c in zip(layers, centroids):
             layer.centroids = c.detach()
@@ -139,7 +142,17 @@ def finetune_codebooks(model: nn.Module, layers: list[SharedLayer], step: KMeans
         for p, flag in saved:
             p.requires_grad_(flag)
         model.train(was_training)
-    return {"epochs": step.finetune_epochs, "loss": losses, "train_accuracy_before": before, "train_accuracy_after": _accuracy(model, inputs, labels)}
+    result = {"epochs": step.finetune_epochs, "loss": losses, "train_accuracy_before": before, "train_accuracy_after": _accuracy(model, inputs, labels)}
+    ctx.training.append({
+        "step": step.label,
+        "objective": "cross-entropy on the train labels; trains the shared centroids (summed gradients of the weights "
+        "sharing each) and the shared layers' biases; codes and zeros fixed",
+        "samples": n, "epochs": step.finetune_epochs, "epochs_completed": len(losses), "epoch_loss": losses,
+        "lr": step.learning_rate, "batch_size": step.batch_size, "seconds": round(time.monotonic() - started, 3),
+        "stopped_early": None, "masked_tensors": 0,
+        "train_accuracy_before": before, "train_accuracy_after": result["train_accuracy_after"],
+    })
+    return result
 
 
 @torch.no_grad()
@@ -165,7 +178,7 @@ def kmeans_share(model: nn.Module, step: KMeansQuantize, ctx: StepContext) -> nn
     for i, (name, module) in enumerate(targets):
         ctx.check_cancelled()
         layers.append(share_layer(name, module, bits_for(name, step), step, generator))
-        ctx.report(0.2 * (i + 1) / len(targets) if ctx.train is not None else (i + 1) / len(targets), f"quantize:kmeans: shared {name}")
+        ctx.report((0.2 if ctx.train_labels is not None else 1.0) * (i + 1) / len(targets), f"quantize:kmeans: shared {name}")
     described = ", ".join(f"{layer.name}:{layer.bits}b/{layer.centroids.numel()}c" for layer in layers)
     ctx.notes.append(f"{step.label}: k-means weight sharing ({step.init} init, nonzero weights only) in {len(layers)} layers: {described}")
     if ctx.train is None or step.finetune_epochs == 0:
