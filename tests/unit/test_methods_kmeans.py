@@ -137,3 +137,13 @@ def test_impossible_kmeans_specs_are_rejected(text, fragment):
     with pytest.raises(InvalidSpec) as exc:
         parse_spec(text)
     assert fragment in json.dumps(exc.value.extra.get("errors")) or fragment in exc.value.detail
+
+
+def test_train_part_is_optional_but_needs_labels_to_fine_tune():
+    from service.domain.capabilities import data_problems
+
+    step = KMeansQuantize()
+    assert data_problems([step], {}) == []
+    assert data_problems([step], {"train": {"inputs", "labels"}}) == []
+    assert "no 'labels'" in data_problems([step], {"train": {"inputs"}})[0].msg
+    assert data_problems([KMeansQuantize(finetune_epochs=0)], {"train": {"inputs"}}) == []
