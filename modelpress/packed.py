@@ -33,8 +33,10 @@ VERSION = 1
 FORMAT = "modelpress.packed/v1"
 PREFIX = struct.Struct("<8sHHII")  # magic, version, flags (0), header length, CRC-32 of the header
 MAX_HEADER_BYTES = 64 * 1024 * 1024
+FLAG_HEADER_ZSTD = 0x1  # flags bit 0: the header is one zstd frame (of the JSON text)
 MAX_CODEBOOK = 256  # a tensor with more distinct values is not shared
 MEDIA_TYPE = "application/vnd.modelpress.packed"
+BIG_STREAM = 1 << 20  # streams over 1 MiB are compressed at zstd level 9 at most
 
 # dtype name (safetensors spelling) -> numpy storage dtype (little-endian). BF16 is stored as its 16 bits.
 DTYPES: dict[str, str] = {
@@ -133,6 +135,8 @@ def _compress(raw: bytes, entropy: str, level: int) -> tuple[bytes, str]:
     if entropy == "zstd" and raw:
         import zstandard
 
+        if len(raw) > BIG_STREAM:  # level 19 is slow on megabytes; the coding of small-alphabet streams barely changes
+            level = min(level, 9)
         packed = zstandard.ZstdCompressor(level=level, write_content_size=True).compress(raw)
         if len(packed) < len(raw):
             return packed, "zstd"
@@ -259,7 +263,12 @@ def pack(
         "payload_sha256": hashlib.sha256(body).hexdigest(),
     }
     header_bytes = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
-    prefix = PREFIX.pack(MAGIC, VERSION, 0, len(header_bytes), zlib.crc32(header_bytes))
+    flags = 0
+    if entropy == "zstd":  # the JSON header (tensor table, manifest) is a large share of a small model's file
+        compressed, how = _compress(header_bytes, entropy, level)
+        if how == "zstd":
+            header_bytes, flags = compressed, FLAG_HEADER_ZSTD
+    prefix = PREFIX.pack(MAGIC, VERSION, flags, len(header_bytes), zlib.crc32(header_bytes))
     Path(path).write_bytes(prefix + header_bytes + body)
     summary["file_bytes"] = PREFIX.size + len(header_bytes) + len(body)
     summary["header_bytes"] = len(header_bytes)
@@ -286,6 +295,17 @@ def _read(path: str | Path) -> tuple[dict[str, Any], memoryview]:
     header_bytes = blob[PREFIX.size : PREFIX.size + header_len]
     if zlib.crc32(header_bytes) != header_crc:
         raise PackedFormatError(f"{where}: corrupted: header CRC-32 mismatch")
+    if flags & ~FLAG_HEADER_ZSTD:
+        raise PackedFormatError(f"{where}: unknown flags {flags:#06x}")
+    if flags & FLAG_HEADER_ZSTD:
+        import zstandard
+
+        try:
+            if not 0 <= zstandard.frame_content_size(header_bytes) <= MAX_HEADER_BYTES:
+                raise PackedFormatError(f"{where}: header: the zstd frame does not declare a size within {MAX_HEADER_BYTES} bytes")
+            header_bytes = zstandard.ZstdDecompressor().decompress(header_bytes, max_output_size=MAX_HEADER_BYTES)
+        except zstandard.ZstdError as exc:
+            raise PackedFormatError(f"{where}: header: zstd: {exc}") from None
     try:
         header = json.loads(header_bytes)
     except ValueError as exc:
@@ -314,6 +334,8 @@ def _stream_bytes(body: memoryview, meta: dict[str, Any], label: str) -> bytes:
         import zstandard
 
         try:
+            if zstandard.frame_content_size(data) != raw_length:  # checked before any allocation: no decompression bombs
+                raise PackedFormatError(f"{label}: the zstd frame does not declare the expected {raw_length} bytes")
             data = zstandard.ZstdDecompressor().decompress(data, max_output_size=raw_length)
         except zstandard.ZstdError as exc:
             raise PackedFormatError(f"{label}: zstd: {exc}") from None

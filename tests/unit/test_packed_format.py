@@ -108,8 +108,9 @@ def packed_file(tmp_path):
         (lambda b: b[:30] + bytes([b[30] ^ 0x01]) + b[31:], "header CRC-32 mismatch"),
         (lambda b: b"PK\x03\x04" + b[4:], "not a modelpress packed file"),
         (lambda b: b[:8] + b"\x09\x00" + b[10:], "version 9"),
+        (lambda b: b[:10] + b"\x02\x00" + b[12:], "unknown flags"),
     ],
-    ids=["cut-payload", "cut-header", "cut-prefix", "trailing", "flip-payload", "flip-header", "magic", "version"],
+    ids=["cut-payload", "cut-header", "cut-prefix", "trailing", "flip-payload", "flip-header", "magic", "version", "flags"],
 )
 def test_damaged_files_are_rejected_with_a_clear_error(packed_file, damage, message):
     packed_file.write_bytes(damage(packed_file.read_bytes()))
@@ -123,14 +124,17 @@ def test_a_stream_checksum_names_the_tensor(packed_file):
     import struct
     import zlib
 
+    import zstandard
+
     blob = packed_file.read_bytes()
-    _, _, _, header_len, _ = struct.unpack_from("<8sHHII", blob)
-    header = json.loads(blob[20 : 20 + header_len])
+    _, _, flags, header_len, _ = struct.unpack_from("<8sHHII", blob)
+    assert flags == 1  # the writer compressed the header
+    header = json.loads(zstandard.ZstdDecompressor().decompress(blob[20 : 20 + header_len]))
     entry = next(t for t in header["tensors"] if t["name"] == "dense_raw")
     body = bytearray(blob[20 + header_len :])
     body[entry["streams"]["data"]["offset"]] ^= 0xFF
     header["payload_sha256"] = hashlib.sha256(body).hexdigest()
-    text = json.dumps(header).encode()
+    text = json.dumps(header).encode()  # rewritten as a plain JSON header (flags 0): the other header form
     packed_file.write_bytes(struct.pack("<8sHHII", MAGIC, 1, 0, len(text), zlib.crc32(text)) + text + bytes(body))
     with pytest.raises(PackedFormatError, match="tensor 'dense_raw', stream 'data': corrupted: CRC-32"):
         read_raw(packed_file)
