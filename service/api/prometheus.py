@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
+from service.api.deps import get_tenant
 from service.domain.job import JobRecord, JobState
 from service.queue import QUEUES
 from service.storage import keys
@@ -102,7 +103,7 @@ class ServiceMetrics:
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics (text exposition format)",
-            responses={200: {"content": {"text/plain": {}}}})
+            responses={200: {"content": {"text/plain": {}}}}, dependencies=[Depends(get_tenant)])
 def prometheus_metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.prom.registry), media_type=CONTENT_TYPE_LATEST)
 

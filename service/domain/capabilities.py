@@ -50,7 +50,8 @@ DATA_PARTS: dict[str, str] = {
     "calibration": "inputs for quantize:static_int8 (synthetic inputs otherwise, stated in the metrics)",
     "train": "inputs and labels for the training steps (finetune, quantize:qat, distill) and quantize:kmeans's codebook "
     "fine-tuning; inputs alone for distill and for finetune with distill_from_original",
-    "eval": "inputs and optional labels: fidelity on real inputs, top-1 accuracy before/after when labelled",
+    "eval": "inputs and optional labels: fidelity on real inputs; integer labels: top-1 accuracy before/after with 95% "
+            "intervals; float labels (regression targets): MSE before/after",
 }
 DATA_FORMATS: dict[str, str] = {
     "npz": "numpy .npz with arrays 'inputs' and optional 'labels' (no object arrays; loaded with allow_pickle=False)",

@@ -17,12 +17,14 @@ FAST_ENV = {
     "MODELPRESS_LATENCY_WARMUP": "3",
     "MODELPRESS_WORKER_HEARTBEAT_S": "1",
     "MODELPRESS_INSPECT_TIMEOUT_S": "60",  # CI machines are slow; a skipped check would accept the upload
+    "MODELPRESS_SUBMIT_RATE_PER_MIN": "0",  # the shared stack's tests submit in bursts; test_auth checks the limits
+    "MODELPRESS_TENANT_MAX_ACTIVE_JOBS": "0",
 }
 
 
-def start_stack(data_dir, **env: str) -> Stack:
+def start_stack(data_dir, api_log_level: str = "warning", **env: str) -> Stack:
     """A private stack (redis-server, uvicorn, one Celery worker); ``env`` adds MODELPRESS_ settings."""
-    s = Stack(data_dir=data_dir, api_port=free_port(), extra_env={**FAST_ENV, **env})
+    s = Stack(data_dir=data_dir, api_port=free_port(), extra_env={**FAST_ENV, **env}, api_log_level=api_log_level)
     try:
         s.start(ready_timeout=180)
     except Exception:
