@@ -84,6 +84,7 @@ class Stack:
     workers: int = 1
     queues: str = "cpu"
     pool: str | None = None  # default: prefork on cpu, solo on gpu (CUDA does not survive fork)
+    api_workers: int = 1  # uvicorn worker processes
     api_log_level: str = "warning"  # "info" adds uvicorn's access log
     extra_env: dict[str, str] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)
@@ -114,7 +115,8 @@ class Stack:
         self._add(
             "api",
             [sys.executable, "-m", "uvicorn", "service.main:create_app", "--factory",
-             "--host", self.api_host, "--port", str(self.api_port), "--log-level", self.api_log_level],
+             "--host", self.api_host, "--port", str(self.api_port), "--log-level", self.api_log_level,
+             *(["--workers", str(self.api_workers)] if self.api_workers > 1 else [])],
             env,
         )
         for i in range(self.workers):

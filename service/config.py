@@ -6,6 +6,7 @@ import ipaddress
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,15 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=Path("~/.modelpress").expanduser(), description="Home of the embedded default.")
     artifact_dir: Path | None = Field(default=None, description="Local artifact store; default <data_dir>/artifacts.")
+    artifact_store: Literal["local", "s3"] = Field(
+        default="local",
+        description="Where inputs and artifacts live: `local` (artifact_dir) or `s3` (an S3-compatible bucket shared by "
+        "API and worker hosts; credentials from the standard AWS_* variables).",
+    )
+    s3_bucket: str | None = Field(default=None, description="S3 bucket (must exist); required with artifact_store=s3.")
+    s3_prefix: str = Field(default="modelpress/", description="Key prefix inside the bucket.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint for MinIO, Ceph, moto…; unset = AWS.")
+    s3_region: str | None = Field(default=None, description="S3 region; unset = AWS_DEFAULT_REGION / AWS_REGION.")
 
     api_host: str = Field(
         default="127.0.0.1",
@@ -81,6 +91,10 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=1, ge=1)
     worker_threads: int = Field(default=0, ge=0, description="torch threads per job; 0 = torch's default.")
     worker_heartbeat_s: float = Field(default=5.0, gt=0)
+    gpu_wait_s: float = Field(
+        default=600.0, ge=0,
+        description="How long a job for the gpu queue may wait with no live GPU worker before it fails (no-gpu-worker); 0 = forever.",
+    )
     inspect_timeout_s: float = Field(default=10.0, ge=0, description="How long POST /jobs waits for a worker to check the upload against the architecture.")
 
     sse_heartbeat_s: float = Field(default=15.0, gt=0, description="Seconds between keep-alive comments on an idle event stream.")
@@ -110,6 +124,12 @@ class Settings(BaseSettings):
         description="Test-only: false makes the test delay ignore cancel requests and the soft time limit "
         "(to exercise the grace revoke and the hard time limit).",
     )
+
+    @model_validator(mode="after")
+    def _store_complete(self) -> "Settings":
+        if self.artifact_store == "s3" and not self.s3_bucket:
+            raise ValueError("MODELPRESS_ARTIFACT_STORE=s3 needs MODELPRESS_S3_BUCKET")
+        return self
 
     @model_validator(mode="after")
     def _hard_limit_after_soft(self) -> "Settings":

@@ -15,7 +15,7 @@ from service.api import artifacts, capabilities, events, health, jobs, prometheu
 from service.api.limits import BodySizeLimit
 from service.api.problems import install_problem_handler
 from service.config import LOCAL_TENANT, Settings, get_settings
-from service.storage.artifacts import LocalArtifactStore
+from service.storage.artifacts import make_store
 
 log = logging.getLogger("modelpress.api")
 
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not auth_required:
         log.warning("authentication is off (MODELPRESS_AUTH=%s, loopback bind %s): every request is tenant %r",
                     settings.auth.value, settings.api_host, LOCAL_TENANT)
-    app.state.store = LocalArtifactStore(settings.artifacts_path)
+    app.state.store = make_store(settings)
     app.state.prom = prometheus.ServiceMetrics(app)
     install_problem_handler(app)
     app.add_middleware(BodySizeLimit, max_bytes_getter=lambda: settings.max_upload_bytes)

@@ -227,6 +227,12 @@ def _is_int8_module(module: nn.Module) -> bool:
     return type(module).__module__.startswith(("torch.ao.nn.quantized", "torch.ao.nn.intrinsic.quantized"))
 
 
+def warm_up_mac_counter() -> None:
+    """FlopCounterMode's first use costs seconds (lazy imports inside torch); pay it when a worker
+    process starts (worker.tasks._preload), not inside a job's measuring phase."""
+    count_macs(nn.Linear(2, 2).eval(), torch.zeros(1, 2))
+
+
 def count_macs(model, example: torch.Tensor) -> dict:
     """Multiply-accumulates of one forward pass on ``example`` (dense: zeros from unstructured
     pruning are still multiplied). torch.utils.flop_counter.FlopCounterMode counts the float

@@ -19,7 +19,7 @@ from service.domain.errors import ModelpressError
 from service.domain.job import ArtifactInfo, JobState, Progress, utcnow
 from service.domain.spec import JobSpec
 from service.queue import RUN_JOB_TASK
-from service.storage.artifacts import LocalArtifactStore
+from service.storage.artifacts import make_store
 from service.lifecycle import finish_cancel, instance_alive
 from service.storage.jobs import JobNotFound, JobRepository, NoChange
 from worker.celery_app import app
@@ -72,13 +72,16 @@ def _preload(**_) -> None:
     limit (or the memory guard) landing in the middle of that import would leave torch
     half-registered in the process for good ("Only a single TORCH_LIBRARY ...")."""
     import worker.pipeline  # noqa: F401
+    from worker.evaluate import warm_up_mac_counter
+
+    warm_up_mac_counter()
 
 
 @app.task(name=RUN_JOB_TASK, bind=True, Request="worker.tasks:JobRequest")
 def run_job(self, job_id: str) -> None:
     settings = get_settings()
     jobs = JobRepository(redis.Redis.from_url(settings.redis_url, socket_timeout=30))
-    store = LocalArtifactStore(settings.artifacts_path)
+    store = make_store(settings)
     try:
         record = jobs.get(job_id)
     except JobNotFound:
@@ -140,14 +143,16 @@ def run_job(self, job_id: str) -> None:
         from worker.pipeline import run_pipeline
 
         spec = JobSpec.model_validate(record.spec)
+        if spec.device == "auto":  # the API resolved it at submit time (older records: from the queue)
+            spec = spec.model_copy(update={"device": record.device or ("cuda" if record.queue == "gpu" else "cpu")})
         if settings.worker_threads:
             import torch
 
             torch.set_num_threads(settings.worker_threads)
         model_info = record.inputs[0]
-        model_path = store.local_path(job_id, "inputs", model_info.name)
+        model_path = store.fetch(job_id, "inputs", model_info.name, workdir)
         data = {
-            i.name.split(".", 1)[0]: (store.local_path(job_id, "inputs", i.name), i.format)
+            i.name.split(".", 1)[0]: (store.fetch(job_id, "inputs", i.name, workdir), i.format)
             for i in record.inputs[1:]
             if i.name.split(".", 1)[0] in DATA_PARTS
         }

@@ -59,12 +59,13 @@ def download_artifact(job_id: str, name: str, jobs: JobsDep, store: StoreDep):
     if info is None:
         raise ArtifactNotFound(f"job {job_id} has no artifact {name!r}; it has: {', '.join(a.name for a in record.artifacts)}")
     digest = base64.b64encode(bytes.fromhex(info.sha256)).decode()
+    size, chunks = store.stream(job_id, "outputs", name)  # one read: the length is the streamed object's
     headers = {
-        "Content-Length": str(store.size(job_id, "outputs", name)),
+        "Content-Length": str(size),
         "Repr-Digest": f"sha-256=:{digest}:",
         "Content-Disposition": f'attachment; filename="{name}"',
     }
-    return StreamingResponse(store.iter_chunks(job_id, "outputs", name), media_type=info.media_type, headers=headers)
+    return StreamingResponse(chunks, media_type=info.media_type, headers=headers)
 
 
 @router.get(

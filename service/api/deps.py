@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from service.config import LOCAL_TENANT, Settings, is_loopback
 from service.domain.errors import Unauthorized
 from service.storage.apikeys import ApiKeyRepository
-from service.storage.artifacts import LocalArtifactStore
+from service.storage.artifacts import ArtifactStore
 from service.storage.jobs import JobRepository, TenantJobs
 
 bearer = HTTPBearer(
@@ -58,11 +58,11 @@ def get_jobs(request: Request, tenant: TenantDep) -> TenantJobs:
     return TenantJobs(JobRepository(request.app.state.redis), tenant)
 
 
-def get_store(request: Request) -> LocalArtifactStore:
+def get_store(request: Request) -> ArtifactStore:
     return request.app.state.store
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 JobsDep = Annotated[TenantJobs, Depends(get_jobs)]
-StoreDep = Annotated[LocalArtifactStore, Depends(get_store)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]

@@ -26,7 +26,8 @@ from service.lifecycle import cancel_job, expire_job
 from service.storage import keys
 from service.storage.jobs import TenantJobLimit, TenantJobs
 from service.storage.ratelimit import SubmitRateLimiter
-from service.queue import enqueue_job, queue_for
+from service.queue import enqueue_job, queue_for, resolve_device
+from service.storage.workers import waiting_reason
 
 log = logging.getLogger("modelpress.api")
 
@@ -138,6 +139,7 @@ def submit_job(
                 staged[i] = (f"{part}.{DATA_EXTENSIONS[fmt]}", fmt, path)
                 arrays[part] = array_names(path, fmt, max_tensors=settings.max_tensors, max_parameters=settings.max_parameters)
         _check_data_needs(job_spec, arrays)
+        device = resolve_device(job_spec, redis_client)
         job_id = new_job_id()
         if idem_key is not None and not redis_client.set(
             idem_key, json.dumps({"fingerprint": fingerprint, "job_id": job_id}), nx=True, ex=settings.idempotency_ttl_s
@@ -151,7 +153,7 @@ def submit_job(
             for name, fmt, path in staged:
                 size, sha = store.put_file(job_id, "inputs", name, path)
                 inputs.append(ArtifactInfo(name=name, format=fmt, bytes=size, sha256=sha))
-        except OSError as exc:
+        except (OSError, Unavailable) as exc:  # a disk or the S3 store failed
             store.remove_job(job_id)
             if idem_key is not None:
                 redis_client.delete(idem_key)
@@ -161,7 +163,8 @@ def submit_job(
         id=job_id,
         tenant=jobs.tenant,
         spec=job_spec.model_dump(mode="json"),
-        queue=queue_for(job_spec.device),
+        queue=queue_for(device),
+        device=device,
         created_at=now,
         updated_at=now,
         inputs=inputs,
@@ -298,7 +301,11 @@ def list_jobs(
 
 @router.get("/jobs/{job_id}", response_model=JobView, responses={401: PROBLEMS[401], 404: PROBLEMS[404]}, summary="A job's state, progress and results")
 def get_job(job_id: str, request: Request, settings: SettingsDep, jobs: JobsDep):
-    return JobView.of(jobs.get(job_id), base_url(request, settings))
+    record = jobs.get(job_id)
+    view = JobView.of(record, base_url(request, settings))
+    if record.state == JobState.queued:
+        view.waiting = waiting_reason(jobs.redis, record.queue)
+    return view
 
 
 CANCEL_RESPONSES = {

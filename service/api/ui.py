@@ -6,8 +6,9 @@ public API, so the dashboard can do nothing a client cannot.
 
 With auth on, the pages are shells: the browser keeps an API key in sessionStorage (typed into the
 key field, or passed once as ``/ui#key=mp_...``; a fragment never reaches the server or its logs)
-and the scripts send it as ``Authorization: Bearer``. The event stream is read with ``fetch`` (an
-``EventSource`` cannot send headers), and downloads are fetched with the key, then saved as blobs.
+and the scripts send it as ``Authorization: Bearer``. With a key the event stream is read with
+``fetch`` (an ``EventSource`` cannot send headers; without a key it is a plain ``EventSource``), and
+downloads are fetched with the key, then saved as blobs.
 """
 
 from __future__ import annotations
@@ -54,7 +55,15 @@ function api(path, opts = {}) {
   const headers = {...(opts.headers || {}), ...(key ? {'Authorization': 'Bearer ' + key} : {})};
   return fetch(path, {...opts, headers});
 }
-async function stream(path, on) {  // Server-Sent Events over fetch, so the key can go in a header
+async function stream(path, on) {  // Server-Sent Events; over fetch when there is a key to send in a header
+  if (!sessionStorage.getItem(KEY)) {  // no key (auth off): a plain EventSource
+    const source = new EventSource(path);
+    ['state', 'progress', 'log', 'end'].forEach(t => source.addEventListener(t, m => {
+      if (t === 'end') source.close();
+      if (on[t]) on[t](JSON.parse(m.data));
+    }));
+    return;
+  }
   const response = await api(path, {headers: {'Accept': 'text/event-stream'}});
   if (!response.ok) { on.failed && on.failed(response); return; }
   const reader = response.body.getReader(), decoder = new TextDecoder();

@@ -45,7 +45,12 @@ OUTPUT_FORMATS: dict[str, str] = {
     "k-means codebooks, zstd; a storage format: unpack with `modelpress unpack` or modelpress.artifacts.load_packed "
     "(latency is measured on the unpacked model); architecture uploads only, not after int8/fp16/bf16",
 }
-DEVICES: dict[str, str] = {"cpu": "queue cpu", "cuda": "queue gpu"}
+DEVICES: dict[str, str] = {
+    "cpu": "queue cpu",
+    "cuda": "queue gpu",
+    "auto": "queue gpu when a live GPU worker advertises a CUDA device and every step runs on CUDA, else queue cpu; "
+    "the job records the device it got",
+}
 DATA_PARTS: dict[str, str] = {
     "calibration": "inputs for quantize:static_int8 (synthetic inputs otherwise, stated in the metrics)",
     "train": "inputs and labels for the training steps (finetune, quantize:qat, distill) and quantize:kmeans's codebook "
@@ -185,9 +190,16 @@ class Problem:
         return {"loc": self.loc, "msg": self.msg, "type": self.type}
 
 
+def cuda_possible(model_format: str, steps: list[StepConfig]) -> bool:
+    """Can every step run on CUDA (what ``device: auto`` needs before it picks the gpu queue)?"""
+    return all(METHODS[type(s)].reason(model_format, "cuda") is None for s in steps)
+
+
 def problems_for(model_format: str, device: str, steps: list[StepConfig], outputs: list[str]) -> list[Problem]:
     """Every impossible combination in a spec, each with its reason."""
     problems: list[Problem] = []
+    if device == "auto":
+        device = "cpu"  # auto can always fall back to cpu
     for i, step in enumerate(steps):
         reason = METHODS[type(step)].reason(model_format, device)
         if reason:

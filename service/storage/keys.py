@@ -61,6 +61,18 @@ def worker_heartbeat_pattern() -> str:
     return f"{PREFIX}worker:*"
 
 
+def queue_workers(queue: str) -> str:
+    """Sorted set: names of workers consuming ``queue``, scored by their last heartbeat (unix s).
+    A member is live while its ``worker_heartbeat`` key exists; the top score says when the queue last
+    had a worker (the gpu wait counts from there)."""
+    return f"{PREFIX}workers:{queue}"
+
+
+def stat_counter(name: str) -> str:
+    """String (integer): a service-wide counter (e.g. ``upload_bytes``), shared by every API process."""
+    return f"{PREFIX}stats:{name}"
+
+
 def catalog() -> str:
     """String: the worker-published catalog (architectures with config schemas) as JSON."""
     return f"{PREFIX}catalog"

@@ -65,6 +65,16 @@ def nothing_left_behind(api, artifact_root):
     assert staging_files(artifact_root) == []
 
 
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 endpoint (a moto.server process on a free loopback port), shared by the session."""
+    from tests.integration.s3server import start_s3_server
+
+    server = start_s3_server(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def private_redis(tmp_path):
     """A bare private redis-server (no API, no worker), flushed per test."""

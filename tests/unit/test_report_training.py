@@ -16,5 +16,5 @@ def test_training_and_accuracy_sections():
     html = render_report(JOB, metrics)
     assert "<h2>Training</h2>" in html and "2 / 3" in html and "0.5000, 0.2500, 0.1250" in html
     assert "max_seconds (1 s) &lt;reached&gt;" in html  # escaped
-    assert "<h2>Accuracy</h2>" in html and "98.00%" in html and "+1.00 points" in html
+    assert "top-1 accuracy (360 labelled eval items)" in html and "98.00%" in html and "97.00%" in html  # the summary row
     assert "<h2>Training</h2>" not in render_report(JOB, METRICS)
