@@ -9,7 +9,7 @@ from pydantic import Field
 from service.domain.steps.base import StepConfig
 from service.domain.steps.lowrank import SVDLowRank
 from service.domain.steps.prune import MagnitudePrune, RandomPrune, StructuredPrune
-from service.domain.steps.quantize import BFloat16, DynamicInt8, Float16, StaticInt8, WeightOnlyInt8
+from service.domain.steps.quantize import RUNTIME_OUTPUT, RUNTIMES, BFloat16, DynamicInt8, Float16, QuantizeConfig, StaticInt8, WeightOnlyInt8
 
 PruneStep = Annotated[Union[MagnitudePrune, RandomPrune, StructuredPrune], Field(discriminator="kind")]
 QuantizeStep = Annotated[Union[DynamicInt8, WeightOnlyInt8, Float16, BFloat16, StaticInt8], Field(discriminator="kind")]
@@ -42,4 +42,7 @@ __all__ = [
     "BFloat16",
     "StaticInt8",
     "SVDLowRank",
+    "QuantizeConfig",
+    "RUNTIMES",
+    "RUNTIME_OUTPUT",
 ]
