@@ -2,8 +2,10 @@
 then quantized by ONNX Runtime's own tools, so the artifact is an int8 ``.onnx`` file that ONNX
 Runtime runs with its integer kernels (MLAS, U8S8 on x86).
 
-- ``dynamic_int8``: ``onnxruntime.quantization.quantize_dynamic`` (int8 weights, activation scales
-  per call) on MatMul/Gemm (and Conv) nodes. No data needed.
+- ``dynamic_int8``: ``onnxruntime.quantization.quantize_dynamic`` (int8 weights with one scale per
+  output channel, activation scales per call) on MatMul/Gemm nodes. No data needed. Per-channel matters
+  on transformers: all-MiniLM-L6-v2's embeddings kept mean cosine 0.993 per channel vs 0.958
+  (0.854 with reduce_range) per tensor on real text.
 - ``static_int8``: ``quantize_static`` in QDQ format, activations uint8 and weights int8 per channel,
   MinMax scales from the calibration part (or seeded synthetic inputs, stated in the notes).
 
@@ -66,10 +68,10 @@ def ort_dynamic_int8(model: nn.Module, step: DynamicInt8, ctx: StepContext) -> n
         src, out = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(fp32)
         pre = _preprocess(src, Path(tmp) / "pre.onnx", ctx.notes, step.label)
-        quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=False, reduce_range=reduce_range,
+        quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range,
                          op_types_to_quantize=["MatMul", "Gemm"])
         data = out.read_bytes()
-    how = f"onnxruntime quantize_dynamic, int8 weights (MatMul/Gemm), reduce_range={reduce_range}"
+    how = f"onnxruntime quantize_dynamic, int8 per-channel weights (MatMul/Gemm), reduce_range={reduce_range}"
     ctx.notes.append(f"{step.label}: {how}; runtime onnxruntime")
     return OnnxProgram(data, fp32, how)
 
