@@ -63,3 +63,11 @@ def _check_npy_header(part: str, name: str, entry) -> None:
         raise InvalidUpload(f"{part}: {name} is not a valid .npy array ({exc})", part=part) from None
     if dtype.hasobject:
         raise InvalidUpload(f"{part}: {name} holds Python objects (a pickle); send numeric arrays", part=part)
+
+
+def array_names(path: Path, fmt: str, *, max_tensors: int, max_parameters: int) -> set[str]:
+    """The arrays a checked data file holds (``inputs``, maybe ``labels``), read from its directory/header only."""
+    if fmt == "npz":
+        with zipfile.ZipFile(path) as archive:
+            return {n[: -len(".npy")] for n in archive.namelist()}
+    return set(intake.read_safetensors_header(path, max_tensors=max_tensors, max_parameters=max_parameters).tensors)

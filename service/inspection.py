@@ -18,9 +18,12 @@ from service.storage import keys
 
 
 def inspect_state_dict(
-    client: redis.Redis, architecture: str, config: dict[str, Any], shapes: dict[str, list[int]], timeout_s: float
+    client: redis.Redis, architecture: str, config: dict[str, Any], shapes: dict[str, list[int]] | None, timeout_s: float
 ) -> dict[str, Any] | None:
-    """Return the worker's report ``{ok, error?, missing, unexpected, mismatched, suggestions}`` or None."""
+    """Return the worker's report ``{ok, error?, missing, unexpected, mismatched, suggestions}`` or None.
+
+    With ``shapes`` None only the architecture name and config are checked (a distillation student).
+    """
     if timeout_s <= 0 or not client.keys(keys.worker_heartbeat_pattern()):
         return None
     request_id = secrets.token_hex(8)

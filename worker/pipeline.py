@@ -68,6 +68,8 @@ def run_pipeline(
     ctx = StepContext(
         device=device, example_input=example.to(device), seed=spec.seed, check_cancelled=check_cancelled,
         **{part: d.inputs for part, d in datasets.items()},
+        **{f"{part}_labels": d.labels for part, d in datasets.items() if part in ("train", "eval")},
+        original=original, architecture=(spec.model.architecture, dict(spec.model.config)),
     )
 
     step_log = []
@@ -75,7 +77,7 @@ def run_pipeline(
     for i, step in enumerate(spec.steps):
         check_cancelled()
         progress("compressing", i, 0.1 + 0.6 * i / n, f"step {i + 1}/{n}: {step.label}")
-        ctx.report = lambda fraction, message, i=i: progress("compressing", i, 0.1 + 0.6 * (i + fraction) / n, message)
+        ctx.report = lambda fraction, message, phase="compressing", i=i: progress(phase, i, 0.1 + 0.6 * (i + fraction) / n, message)
         started = time.perf_counter()
         compressed = apply_step(compressed, step, ctx)
         step_log.append({"step": i, "label": step.label, "seconds": round(time.perf_counter() - started, 3)})
@@ -85,7 +87,10 @@ def run_pipeline(
     check_cancelled()
     progress("exporting", None, 0.72, "writing artifacts")
     outputs = []
-    manifest = manifest_of(compressed, spec.model.architecture, spec.model.config, original)
+    arch_name, arch_config = ctx.architecture
+    replaced = arch_name != spec.model.architecture or arch_config != spec.model.config  # a distilled student
+    skeleton = lambda: build_model(arch_name, arch_config)  # noqa: E731  (the architecture the artifact is built from)
+    manifest = manifest_of(compressed, arch_name, arch_config, skeleton() if replaced else original)
     checks: dict[str, dict] = {}
     for fmt in spec.resolved_outputs:
         name = export.ARTIFACT_NAMES[fmt]
@@ -106,9 +111,7 @@ def run_pipeline(
     progress("measuring", None, 0.8, "measuring size, latency and fidelity")
     torch.set_num_threads(spec.evaluate.threads)
     primary = outputs[0]
-    artifact_model, runtime = export.load_for_measurement(
-        primary.format, primary.path, lambda: build_model(spec.model.architecture, spec.model.config)
-    )
+    artifact_model, runtime = export.load_for_measurement(primary.format, primary.path, skeleton)
     before = {"file_bytes": model_path.stat().st_size, **evaluate.parameter_stats(original), "layers": evaluate.layers(original)}
     after = {"artifact": primary.name, "file_bytes": primary.path.stat().st_size, **evaluate.parameter_stats(compressed),
              "layers": evaluate.layers(compressed)}
@@ -151,6 +154,7 @@ def run_pipeline(
     quality = _quality(original, artifact_model, eval_set, measure_on)
 
     verdict = make_verdict(before, after, runtime)
+    verdict["warnings"].extend(ctx.warnings)
     metrics = {
         "schema": METRICS_SCHEMA,
         "device": spec.device,
@@ -165,6 +169,7 @@ def run_pipeline(
         "verdict": verdict,
         "steps": step_log,
         "notes": ctx.notes,
+        **({"training": ctx.training} if ctx.training else {}),
         "provenance": provenance(spec, input_sha256, data_sha256 or {}),
     }
     summary = {

@@ -14,7 +14,8 @@ from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from service import intake
-from service.datafiles import check_data_file
+from service.datafiles import array_names, check_data_file
+from service.domain.capabilities import data_problems
 from service.api.deps import JobsDep, RedisDep, SettingsDep, StoreDep
 from service.api.views import JobPage, JobView, Problem
 from service.domain.errors import Conflict, InvalidSpec, InvalidUpload, TooManyJobs, Unavailable
@@ -83,9 +84,10 @@ def submit_job(
     if len(spec.encode()) > settings.max_spec_bytes:
         raise InvalidSpec(f"spec is longer than {settings.max_spec_bytes} bytes")
     job_spec = parse_spec(spec)
+    parts = {"calibration": calibration, "train": train, "eval": eval}
+    _check_data_needs(job_spec, {part: {"inputs", "labels"} for part, data in parts.items() if data is not None})
     staging = settings.artifacts_path / ".staging"
     staging.mkdir(parents=True, exist_ok=True)
-    parts = {"calibration": calibration, "train": train, "eval": eval}
     with ExitStack() as stack:
         tmp = stack.enter_context(tempfile.NamedTemporaryFile(dir=staging, prefix="upload-", delete=True))
         model_sha, copied = _copy_upload(model, tmp)
@@ -113,6 +115,8 @@ def submit_job(
         if settings.max_queued_jobs and jobs.queued_count() >= settings.max_queued_jobs:
             raise TooManyJobs(f"{settings.max_queued_jobs} jobs are already queued; retry later", limit=settings.max_queued_jobs)
         _check_model_upload(upload, job_spec, settings, redis_client)
+        _check_students(job_spec, settings, redis_client)
+        arrays: dict[str, set[str]] = {}
         for i, (part, fmt, path) in enumerate(staged):
             if fmt is None:
                 fmt = check_data_file(
@@ -120,6 +124,8 @@ def submit_job(
                     max_parameters=settings.max_parameters, zip_limits=settings.zip_limits,
                 )
                 staged[i] = (f"{part}.{DATA_EXTENSIONS[fmt]}", fmt, path)
+                arrays[part] = array_names(path, fmt, max_tensors=settings.max_tensors, max_parameters=settings.max_parameters)
+        _check_data_needs(job_spec, arrays)
         job_id = new_job_id()
         if idem_key is not None and not redis_client.set(
             idem_key, json.dumps({"fingerprint": fingerprint, "job_id": job_id}), nx=True, ex=settings.idempotency_ttl_s
@@ -195,6 +201,33 @@ def _copy_upload(upload: UploadFile, target) -> tuple[str, int]:
     return digest.hexdigest(), copied
 
 
+def _check_data_needs(spec: JobSpec, arrays: dict[str, set[str]]) -> None:
+    """422 when a step trains but the request has no (labelled) data part for it."""
+    problems = data_problems(list(spec.steps), arrays)
+    if problems:
+        raise InvalidSpec("; ".join(f"{p.loc}: {p.msg}" for p in problems), errors=[p.as_error() for p in problems])
+
+
+def _check_students(spec: JobSpec, settings, redis_client) -> None:
+    """A distillation student must be a known architecture with a valid config (asked of a live worker)."""
+    catalog = read_catalog(redis_client)
+    for i, step in enumerate(spec.steps):
+        if step.method != "distill" or step.student.architecture is None:
+            continue
+        name, loc = step.student.architecture, f"steps.{i}.student"
+        if catalog is not None and name not in catalog["architectures"]:
+            known = ", ".join(sorted(catalog["architectures"]))
+            raise InvalidSpec(
+                f"{loc}.architecture: unknown student architecture {name!r}; known: {known}",
+                errors=[{"loc": f"{loc}.architecture", "msg": "unknown architecture", "type": "unknown"}],
+            )
+        report = inspect_state_dict(redis_client, name, step.student.config, None, settings.inspect_timeout_s)
+        if report is not None and report.get("ok") is False:
+            errors = [{**e, "loc": f"{loc}.config" + (f".{e['loc']}" if e.get("loc") else "")} for e in report.get("errors", [])]
+            raise InvalidSpec(f"{loc}.config: {report.get('error')}",
+                              errors=errors or [{"loc": f"{loc}.config", "msg": str(report.get("error")), "type": "config"}])
+
+
 def _check_model_upload(path: Path, spec: JobSpec, settings, redis_client) -> None:
     kind = intake.sniff(path, settings.zip_limits)
     if kind != spec.model.format:
@@ -234,7 +267,7 @@ def list_jobs(
     jobs: JobsDep,
     state: JobState | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    cursor: Annotated[int, Query(ge=0)] = 0,
+    cursor: Annotated[int, Query(ge=0, le=2**31 - 1, description="From a previous page's next_cursor.")] = 0,
 ):
     records, next_cursor = jobs.list(state=state, limit=limit, cursor=cursor)
     base = base_url(request, settings)

@@ -12,11 +12,14 @@ from typing import Any
 from service.domain.steps import (
     ALL_STEP_TYPES,
     BFloat16,
+    Distill,
     DynamicInt8,
+    FineTune,
     Float16,
     RUNTIME_OUTPUT,
     MagnitudePrune,
     QuantizeConfig,
+    QATInt8,
     RandomPrune,
     StaticInt8,
     StepConfig,
@@ -50,7 +53,8 @@ RUNTIMES_DOC: dict[str, str] = {
 DEVICES: dict[str, str] = {"cpu": "queue cpu", "cuda": "queue gpu"}
 DATA_PARTS: dict[str, str] = {
     "calibration": "inputs for quantize:static_int8 in every runtime (synthetic inputs otherwise, stated in the metrics)",
-    "train": "inputs (and labels) for methods that fine-tune (none yet needs it)",
+    "train": "inputs and labels for the training steps (finetune, quantize:qat, distill); inputs alone for distill "
+    "and for finetune with distill_from_original",
     "eval": "inputs and optional labels: fidelity on real inputs, top-1 accuracy before/after when labelled",
 }
 DATA_FORMATS: dict[str, str] = {
@@ -160,6 +164,29 @@ METHODS: dict[type[StepConfig], MethodCapability] = {
         formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
         devices={"cpu": None, "cuda": None},
     ),
+    FineTune: MethodCapability(
+        config=FineTune,
+        formats={"safetensors": None, "torchscript": "training a ScriptModule is not supported; upload a safetensors state_dict with an architecture instead"},
+        devices={"cpu": None, "cuda": None},
+        data=("train",),
+        notes="needs the train part with labels (inputs alone with distill_from_original); zeros stay zero",
+    ),
+    Distill: MethodCapability(
+        config=Distill,
+        formats={"safetensors": None, "torchscript": None},
+        devices={"cpu": None, "cuda": None},
+        data=(),
+        notes="trains on the train part when given, else data-free on synthesized inputs (flagged in the metrics); "
+        "a pruned-copy student needs a safetensors upload",
+    ),
+    QATInt8: MethodCapability(
+        config=QATInt8,
+        formats={"safetensors": None, "torchscript": _NEEDS_GRAPH},
+        devices={"cpu": None, "cuda": "QAT converts to CPU int8 kernels; use device 'cpu'"},
+        data=("train",),
+        quantizes=True,
+        notes="fake-quant fine-tuning (FX graph mode, x86 QAT qconfig), then converted to real int8 like static_int8",
+    ),
 }
 assert set(METHODS) == set(ALL_STEP_TYPES), "every step type needs a row in the capabilities table"
 
@@ -218,6 +245,32 @@ def quantize_runtime(steps: list[StepConfig]) -> str | None:
     return next((s.runtime for s in steps if isinstance(s, QuantizeConfig)), None)
 
 
+def needs_labels(step: StepConfig) -> bool:
+    """Whether a step's training loss needs the train part's ``labels`` (not only its inputs)."""
+    if isinstance(step, FineTune):
+        return not step.distill_from_original
+    return isinstance(step, QATInt8)
+
+
+def data_problems(steps: list[StepConfig], parts: dict[str, set[str]]) -> list[Problem]:
+    """What the steps need from the data parts that the request lacks.
+
+    ``parts`` maps each uploaded part to the array names it holds (e.g. ``{"train": {"inputs", "labels"}}``).
+    """
+    problems: list[Problem] = []
+    for i, step in enumerate(steps):
+        for part in METHODS[type(step)].data:
+            if part == "calibration":
+                continue  # optional: static_int8 falls back to synthetic inputs
+            if part not in parts:
+                problems.append(Problem(f"steps.{i}", f"{step.label} trains on data: send a '{part}' part (.npz or safetensors with "
+                                        "'inputs' and 'labels')", type="missing_data"))
+            elif needs_labels(step) and "labels" not in parts[part]:
+                hint = " (or set distill_from_original to learn from the uploaded model's outputs)" if isinstance(step, FineTune) else ""
+                problems.append(Problem(f"steps.{i}", f"{step.label} needs 'labels' in the '{part}' part{hint}", type="missing_data"))
+    return problems
+
+
 def table() -> dict[str, Any]:
     """The document GET /capabilities serves."""
     methods = []
@@ -250,4 +303,4 @@ def table() -> dict[str, Any]:
     }
 
 
-__all__ = ["METHODS", "MethodCapability", "Problem", "problems_for", "quantize_runtime", "table"]
+__all__ = ["METHODS", "MethodCapability", "Problem", "data_problems", "needs_labels", "problems_for", "quantize_runtime", "table"]

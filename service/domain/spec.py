@@ -17,7 +17,7 @@ Device = Literal["cpu", "cuda"]
 DType = Literal["float32", "float16", "bfloat16", "int64", "int32"]
 
 
-CPU_ONLY_KINDS = frozenset({"quantize:dynamic_int8", "quantize:static_int8"})
+CPU_ONLY_KINDS = frozenset({"quantize:dynamic_int8", "quantize:static_int8", "quantize:qat"})
 
 
 class Strict(BaseModel):
@@ -97,7 +97,7 @@ class JobSpec(Strict):
                     f"steps[{i}] ({later.label}) cannot follow steps[{quantize_at}] ({label}): a quantized model's weights "
                     "can no longer be pruned, factorized or quantized again; put quantization last"
                 )
-            if "safetensors" in self.outputs and self.steps[quantize_at].runtime == "eager":
+            if "safetensors" in self.outputs and getattr(self.steps[quantize_at], "runtime", "eager") == "eager":
                 raise ValueError(
                     f"outputs: 'safetensors' holds a plain float state_dict and cannot carry a model after {label}; "
                     "ask for 'torchscript'"
@@ -106,6 +106,13 @@ class JobSpec(Strict):
             for i, step in enumerate(self.steps):
                 if step.label in CPU_ONLY_KINDS:
                     raise ValueError(f"steps[{i}] ({step.label}) produces CPU int8 kernels; use device 'cpu'")
+        if self.model.format == "torchscript":
+            for i, step in enumerate(self.steps):
+                if step.method == "distill" and step.student.prune_amount is not None:
+                    raise ValueError(
+                        f"steps[{i}] (distill): a pruned-copy student needs the model's Python module graph; "
+                        "upload a safetensors state_dict with an architecture, or name a student architecture"
+                    )
         if len(set(self.outputs)) != len(self.outputs):
             raise ValueError("outputs: each format at most once")
         return self

@@ -28,6 +28,9 @@ _METHOD_MODULES = (
     "worker.methods.lowrank",
     "worker.methods.ort_quantize",
     "worker.methods.pt2e",
+    "worker.methods.finetune",
+    "worker.methods.distill",
+    "worker.methods.qat",
 )
 
 
@@ -38,12 +41,20 @@ class StepContext:
     device: torch.device
     example_input: torch.Tensor
     seed: int = 0
-    report: Callable[[float, str], None] = lambda fraction, message: None
+    # report(fraction of this step, message, phase="compressing"); training steps use phase "training"
+    report: Callable[..., None] = lambda fraction, message, phase="compressing": None
     check_cancelled: Callable[[], None] = lambda: None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # plain-word caveats, added to the verdict's warnings
     calibration: torch.Tensor | None = None  # inputs of the ``calibration`` data part, if uploaded
     train: torch.Tensor | None = None  # inputs of the ``train`` data part
     eval: torch.Tensor | None = None  # inputs of the ``eval`` data part
+    train_labels: torch.Tensor | None = None  # labels of the ``train`` part, if it has them
+    eval_labels: torch.Tensor | None = None  # labels of the ``eval`` part, if it has them
+    original: nn.Module | None = None  # the uploaded model, untouched (a teacher for distillation)
+    # (architecture name, config) the model so far is built from; a distillation student changes it
+    architecture: tuple[str | None, dict[str, Any]] = (None, {})
+    training: list[dict[str, Any]] = field(default_factory=list)  # one record per training step (metrics["training"])
 
 
 def handles(config_type: type[StepConfig], runtime: str = "eager"):

@@ -10,12 +10,14 @@ from service.domain.steps.base import StepConfig
 from service.domain.steps.lowrank import SVDLowRank
 from service.domain.steps.prune import MagnitudePrune, RandomPrune, StructuredPrune
 from service.domain.steps.quantize import RUNTIME_OUTPUT, RUNTIMES, BFloat16, DynamicInt8, Float16, QuantizeConfig, StaticInt8, WeightOnlyInt8
+from service.domain.steps.quantize import BFloat16, DynamicInt8, Float16, StaticInt8, WeightOnlyInt8
+from service.domain.steps.train import Distill, FineTune, QATInt8, Student, TrainingBudget
 
 PruneStep = Annotated[Union[MagnitudePrune, RandomPrune, StructuredPrune], Field(discriminator="kind")]
-QuantizeStep = Annotated[Union[DynamicInt8, WeightOnlyInt8, Float16, BFloat16, StaticInt8], Field(discriminator="kind")]
+QuantizeStep = Annotated[Union[DynamicInt8, WeightOnlyInt8, Float16, BFloat16, StaticInt8, QATInt8], Field(discriminator="kind")]
 LowRankStep = Annotated[Union[SVDLowRank], Field(discriminator="kind")]
 
-Step = Annotated[Union[PruneStep, QuantizeStep, LowRankStep], Field(discriminator="method")]
+Step = Annotated[Union[PruneStep, QuantizeStep, LowRankStep, FineTune, Distill], Field(discriminator="method")]
 
 ALL_STEP_TYPES: tuple[type[StepConfig], ...] = (
     MagnitudePrune,
@@ -27,6 +29,9 @@ ALL_STEP_TYPES: tuple[type[StepConfig], ...] = (
     BFloat16,
     StaticInt8,
     SVDLowRank,
+    FineTune,
+    Distill,
+    QATInt8,
 )
 
 __all__ = [
@@ -45,4 +50,9 @@ __all__ = [
     "QuantizeConfig",
     "RUNTIMES",
     "RUNTIME_OUTPUT",
+    "FineTune",
+    "Distill",
+    "QATInt8",
+    "Student",
+    "TrainingBudget",
 ]
