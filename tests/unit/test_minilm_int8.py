@@ -42,4 +42,5 @@ def test_minilm_dynamic_int8_in_onnxruntime_keeps_embeddings_on_real_text(tmp_pa
     assert fidelity["samples"] == 16 and "eval data" in fidelity["inputs"]
     assert fidelity["cosine_similarity"] >= 0.98, fidelity
     assert result.metrics["verdict"]["runtime"] == "onnxruntime"
+    assert any("BERT graph fused" in n for n in result.metrics["notes"]), result.metrics["notes"]
     assert result.metrics["after"]["dtypes"]["int8"] > 5_000_000  # 6 layers x (4 x 384^2 + 2 x 384 x 1536) weights
