@@ -11,9 +11,11 @@ COPY pyproject.toml README.md ./
 COPY service ./service
 COPY worker ./worker
 COPY modelpress ./modelpress
-# CPU torch pinned in the same command, so pip never pulls a CUDA build.
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
- && pip install torch==2.13.0 .
+# torch pinned in the same command, so pip never swaps it: CPU wheels by default; the gpu worker's
+# image is built with TORCH_INDEX_URL pointing at a CUDA wheel index (docker-compose.yml does).
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN pip install --index-url ${TORCH_INDEX_URL} torch==2.13.0 \
+ && pip install torch==2.13.0 ".[s3,flower]"
 
 RUN useradd --create-home --uid 10001 modelpress && mkdir -p /data/artifacts && chown -R modelpress /data
 USER modelpress

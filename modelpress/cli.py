@@ -63,6 +63,11 @@ def cmd_up(args) -> int:
     try:
         stack.start()
         print(f"modelpress is up at {stack.base_url}  (logs: {stack.log_dir}; Ctrl-C stops everything)", flush=True)
+        from service.config import AuthMode, is_loopback
+
+        if settings.auth == AuthMode.required or not is_loopback(stack.api_host):
+            print("API keys are required (non-loopback bind or MODELPRESS_AUTH=required): "
+                  "`modelpress keys create --tenant NAME` makes one", flush=True)
         while not stopping:
             for name in stack.supervise_once():
                 print(f"{name} died; restarted it (see {stack.log_dir / (name + '.log')})", flush=True)
@@ -159,7 +164,57 @@ def cmd_example_model(args) -> int:
 
 
 def _client(args) -> ModelpressClient:
-    return ModelpressClient(args.url)
+    return ModelpressClient(args.url, api_key=args.api_key)
+
+
+def _keys_repo(args):
+    """Keys live in Redis: MODELPRESS_REDIS_URL, else --redis-url, else the embedded stack's private redis-server."""
+    import os
+
+    import redis
+
+    from modelpress.stack import embedded_redis_url
+    from service.storage.apikeys import ApiKeyRepository
+
+    settings = _settings()
+    url = args.redis_url or os.environ.get("MODELPRESS_REDIS_URL") or embedded_redis_url(Path(settings.data_dir)) or settings.redis_url
+    return ApiKeyRepository(redis.Redis.from_url(url, socket_timeout=10))
+
+
+def cmd_keys_create(args) -> int:
+    record, token = _keys_repo(args).create(args.tenant, args.name or "")
+    if args.json:
+        print(json.dumps({**record.public(), "key": token}, indent=2))
+    else:
+        print(f"created key {record.key_id} for tenant {record.tenant!r}; it is shown only this once:", file=sys.stderr)
+        print(token)
+    return EXIT_OK
+
+
+def cmd_keys_list(args) -> int:
+    keys = [k.public() for k in _keys_repo(args).list()]
+    if args.json:
+        print(json.dumps(keys, indent=2))
+    else:
+        for k in keys:
+            state = f"revoked {k['revoked_at'][:19]}" if k["revoked_at"] else "active"
+            print(f"{k['key_id']}  {k['tenant']:<20} {state:<28} {k['created_at'][:19]}  {k['name']}")
+    return EXIT_OK
+
+
+def cmd_keys_revoke(args) -> int:
+    from service.domain.errors import NotFound
+
+    try:
+        record = _keys_repo(args).revoke(args.key_id)
+    except NotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_API_ERROR
+    if args.json:
+        print(json.dumps(record.public(), indent=2))
+    else:
+        print(f"revoked {record.key_id} (tenant {record.tenant!r})")
+    return EXIT_OK
 
 
 def follow(client: ModelpressClient, job_id: str, on_update=None) -> dict:
@@ -182,17 +237,31 @@ def verdict_line(metrics: dict) -> str:
     v, f = metrics["verdict"], metrics["fidelity"]
     parts = [f"{v['size_ratio']:.2f}x {'smaller' if v['smaller'] else 'size: NOT smaller'}"]
     if v.get("speedup") is not None:
-        parts.append(f"{v['speedup']:.2f}x speed ({'faster' if v.get('faster') else 'not faster'})")
-    parts.append(f"output cosine {f['cosine_similarity']:.4f}")
-    if f.get("top1_agreement") is not None:
-        parts.append(f"top-1 agreement {f['top1_agreement']:.1%}")
+        how = "faster" if v.get("faster") else "not faster"
+        if v.get("simulated_only"):
+            how += "; simulated only: no real low-precision kernel ran"
+        parts.append(f"{v['speedup']:.2f}x speed ({how})")
+    if v.get("macs_ratio") is not None:
+        parts.append(f"{v['macs_ratio']:.2f}x fewer MACs" if v["macs_ratio"] > 1.0 else "same MACs")
+    q = metrics.get("quality")
+    if q and q.get("metric", "top1_accuracy") == "top1_accuracy":
+        lo, hi = q.get("accuracy_drop_ci95") or (None, None)
+        parts.append(f"top-1 accuracy {q['top1_accuracy_before']:.1%} -> {q['top1_accuracy_after']:.1%}"
+                     + (f" (drop {q['accuracy_drop'] * 100:.1f} points, 95% CI {lo * 100:.1f} to {hi * 100:.1f})" if lo is not None else ""))
+    elif q and q.get("metric") == "mse":
+        parts.append(f"MSE {q['mse_before']:.4g} -> {q['mse_after']:.4g}")
+    else:
+        parts.append(f"output cosine {f['cosine_similarity']:.4f}")
+        if f.get("top1_agreement") is not None:
+            parts.append(f"top-1 agreement {f['top1_agreement']:.1%} ({f.get('source', 'synthetic')} inputs)")
     return "verdict: " + ", ".join(parts)
 
 
 def cmd_submit(args) -> int:
     spec = json.loads(Path(args.spec).read_text())
     with _client(args) as client:
-        job = client.submit(args.model, spec, idempotency_key=args.idempotency_key)
+        data = {part: getattr(args, part) for part in ("calibration", "train", "eval") if getattr(args, part)}
+        job = client.submit(args.model, spec, idempotency_key=args.idempotency_key, data=data or None)
         if not args.json:
             print(f"submitted {job['id']}", file=sys.stderr)
         if args.wait or args.download:
@@ -320,8 +389,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     def remote(p):
         p.add_argument("--url", default="http://127.0.0.1:8000", help="the API's base URL")
+        p.add_argument("--api-key", default=None, help="API key (default: $MODELPRESS_API_KEY); not needed when the server runs with auth off")
         p.add_argument("--json", action="store_true", help="machine-readable output")
         return p
+
+    keys = sub.add_parser("keys", help="manage API keys (directly in Redis: MODELPRESS_REDIS_URL)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+
+    def keystore(p):
+        p.add_argument("--redis-url", default=None, help="default: $MODELPRESS_REDIS_URL, else the embedded stack's redis-server")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    kc = keystore(keys_sub.add_parser("create", help="create a key for a tenant; prints the key once"))
+    kc.add_argument("--tenant", required=True)
+    kc.add_argument("--name", default="", help="a label, e.g. who or what uses the key")
+    kc.set_defaults(func=cmd_keys_create)
+    keystore(keys_sub.add_parser("list", help="list keys (ids, tenants, names; never secrets)")).set_defaults(func=cmd_keys_list)
+    kr = keystore(keys_sub.add_parser("revoke", help="revoke a key by its id"))
+    kr.add_argument("key_id")
+    kr.set_defaults(func=cmd_keys_revoke)
 
     s = remote(sub.add_parser("submit", help="submit a job"))
     s.add_argument("model")
@@ -329,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--wait", action="store_true")
     s.add_argument("--idempotency-key", help="retry-safe: the same key and request return the same job")
     s.add_argument("--download", metavar="DIR")
+    for part, what in (("calibration", "calibration inputs (static_int8)"), ("train", "training data (finetune, distill, qat)"),
+                       ("eval", "labelled evaluation data (accuracy before/after)")):
+        s.add_argument(f"--{part}", metavar="FILE", help=f"{what}: .npz or safetensors with 'inputs' and optional 'labels'")
     s.set_defaults(func=cmd_submit)
 
     st = remote(sub.add_parser("status", help="show a job"))
@@ -367,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import httpx
 
+    from service.domain.errors import ModelpressError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -377,6 +469,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             if exc.problem.get("errors") or exc.problem.get("missing"):
                 print(json.dumps(exc.problem, indent=2), file=sys.stderr)
+        return EXIT_API_ERROR
+    except ModelpressError as exc:  # e.g. `keys create` with an invalid tenant name
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_API_ERROR
     except httpx.TransportError as exc:
         print(f"error: no answer from {getattr(args, 'url', 'the API')}: {exc}", file=sys.stderr)

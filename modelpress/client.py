@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -24,8 +25,13 @@ class ApiError(Exception):
 
 
 class ModelpressClient:
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, timeout: float = 60.0, transport: httpx.BaseTransport | None = None):
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, api_key: str | None = None, timeout: float = 60.0,
+                 transport: httpx.BaseTransport | None = None):
+        """``api_key``: sent as ``Authorization: Bearer``; default ``$MODELPRESS_API_KEY`` (none when unset,
+        for a server with auth off)."""
+        api_key = api_key or os.environ.get("MODELPRESS_API_KEY") or None
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, headers=headers)
 
     def close(self) -> None:
         self.http.close()
@@ -45,12 +51,22 @@ class ModelpressClient:
             raise ApiError(response.status_code, problem)
         return response
 
-    def submit(self, model: str | Path, spec: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
-        """Submit a job. With ``idempotency_key``, retrying the same submission returns the same job."""
+    def submit(self, model: str | Path, spec: dict[str, Any], *, idempotency_key: str | None = None,
+               data: dict[str, str | Path] | None = None) -> dict[str, Any]:
+        """Submit a job. ``data``: optional data files by part (``calibration``, ``train``, ``eval``:
+        .npz or safetensors with ``inputs`` and optional ``labels``). With ``idempotency_key``,
+        retrying the same submission returns the same job."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        with open(model, "rb") as f:
-            files = {"model": (Path(model).name, f, "application/octet-stream")}
+        handles = {"model": open(model, "rb")}
+        try:
+            for part, path in (data or {}).items():
+                handles[part] = open(path, "rb")
+            names = {"model": model, **(data or {})}
+            files = {part: (Path(names[part]).name, f, "application/octet-stream") for part, f in handles.items()}
             return self._check(self.http.post("/jobs", files=files, data={"spec": json.dumps(spec)}, headers=headers)).json()
+        finally:
+            for f in handles.values():
+                f.close()
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """queued -> cancelled now; running -> cancelling (then cancelled). 409 once finished."""

@@ -84,6 +84,8 @@ class Stack:
     workers: int = 1
     queues: str = "cpu"
     pool: str | None = None  # default: prefork on cpu, solo on gpu (CUDA does not survive fork)
+    api_workers: int = 1  # uvicorn worker processes
+    api_log_level: str = "warning"  # "info" adds uvicorn's access log
     extra_env: dict[str, str] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)
 
@@ -104,14 +106,17 @@ class Stack:
             redis_dir.mkdir(exist_ok=True)
             port, password = free_port(), load_or_create_password(redis_dir)
             self.redis_url = f"redis://:{password}@127.0.0.1:{port}/0"
+            write_private(redis_dir / "url", self.redis_url)  # for `modelpress keys` on this machine
             self._add("redis", redis_command(redis_dir, port, password), env)
             self.children[-1].start()
             self._wait_for_redis()
         env["MODELPRESS_REDIS_URL"] = self.redis_url
+        env["MODELPRESS_API_HOST"], env["MODELPRESS_API_PORT"] = self.api_host, str(self.api_port)  # the auth rule reads the bind
         self._add(
             "api",
             [sys.executable, "-m", "uvicorn", "service.main:create_app", "--factory",
-             "--host", self.api_host, "--port", str(self.api_port), "--log-level", "warning"],
+             "--host", self.api_host, "--port", str(self.api_port), "--log-level", self.api_log_level,
+             *(["--workers", str(self.api_workers)] if self.api_workers > 1 else [])],
             env,
         )
         for i in range(self.workers):
@@ -181,6 +186,20 @@ class Stack:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def embedded_redis_url(data_dir: Path) -> str | None:
+    """The Redis URL of the last private redis-server ``modelpress up`` started in ``data_dir``, if any."""
+    try:
+        return (data_dir / "redis" / "url").read_text().strip() or None
+    except OSError:
+        return None
 
 
 def tail(path: Path, lines: int = 30) -> str:

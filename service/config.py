@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import ipaddress
+from enum import Enum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.zipsafety import ZipLimits
+
+
+class AuthMode(str, Enum):
+    auto = "auto"  # required, unless the API binds to a loopback address
+    required = "required"  # every request needs an API key
+    off = "off"  # no keys; every request is tenant "local" (loopback binds only)
+
+
+LOCAL_TENANT = "local"
+
+
+def is_loopback(host: str) -> bool:
+    """Is ``host`` (a bind address or name) loopback-only? ``0.0.0.0``, ``::`` and names other than
+    ``localhost`` are not."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class InsecureSettings(ValueError):
+    """The settings would serve without authentication on a non-loopback address."""
 
 
 class Settings(BaseSettings):
@@ -21,9 +48,34 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=Path("~/.modelpress").expanduser(), description="Home of the embedded default.")
     artifact_dir: Path | None = Field(default=None, description="Local artifact store; default <data_dir>/artifacts.")
+    artifact_store: Literal["local", "s3"] = Field(
+        default="local",
+        description="Where inputs and artifacts live: `local` (artifact_dir) or `s3` (an S3-compatible bucket shared by "
+        "API and worker hosts; credentials from the standard AWS_* variables).",
+    )
+    s3_bucket: str | None = Field(default=None, description="S3 bucket (must exist); required with artifact_store=s3.")
+    s3_prefix: str = Field(default="modelpress/", description="Key prefix inside the bucket.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint for MinIO, Ceph, moto…; unset = AWS.")
+    s3_region: str | None = Field(default=None, description="S3 region; unset = AWS_DEFAULT_REGION / AWS_REGION.")
 
-    api_host: str = "127.0.0.1"
+    api_host: str = Field(
+        default="127.0.0.1",
+        description="The address the API binds to. The entry points (`modelpress up`, `modelpress serve`, "
+        "compose) bind exactly this, and the auth rule reads it.",
+    )
     api_port: int = 8000
+    auth: AuthMode = Field(
+        default=AuthMode.auto,
+        description="auto: API keys required unless api_host is loopback; required; off (refused on a non-loopback api_host).",
+    )
+    submit_rate_per_min: float = Field(default=60.0, ge=0, description="POST /jobs per tenant per minute (token bucket refill); 0 = no limit.")
+    submit_burst: int = Field(default=20, ge=1, description="Token bucket size: submissions a tenant may make at once.")
+    tenant_max_active_jobs: int = Field(default=20, ge=0, description="Most unfinished (queued, running, cancelling) jobs per tenant; 0 = no limit.")
+    worker_max_memory_mb: int = Field(
+        default=0, ge=0,
+        description="Per job: a job whose worker process grows past this RSS fails with memory-limit, and the pool "
+        "process is replaced after the task (Celery worker_max_memory_per_child); 0 = no cap.",
+    )
     public_url: str | None = Field(default=None, description="Base URL clients use, for links; default from the request.")
 
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1, description="Largest accepted request body.")
@@ -39,6 +91,10 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=1, ge=1)
     worker_threads: int = Field(default=0, ge=0, description="torch threads per job; 0 = torch's default.")
     worker_heartbeat_s: float = Field(default=5.0, gt=0)
+    gpu_wait_s: float = Field(
+        default=600.0, ge=0,
+        description="How long a job for the gpu queue may wait with no live GPU worker before it fails (no-gpu-worker); 0 = forever.",
+    )
     inspect_timeout_s: float = Field(default=10.0, ge=0, description="How long POST /jobs waits for a worker to check the upload against the architecture.")
 
     sse_heartbeat_s: float = Field(default=15.0, gt=0, description="Seconds between keep-alive comments on an idle event stream.")
@@ -64,8 +120,42 @@ class Settings(BaseSettings):
         description="Test-only: every job sleeps this long (checking for cancellation) before measuring.",
     )
     test_delay_cancellable: bool = Field(
-        default=True, description="Test-only: false makes the test delay ignore cancel requests (to exercise the grace revoke)."
+        default=True,
+        description="Test-only: false makes the test delay ignore cancel requests and the soft time limit "
+        "(to exercise the grace revoke and the hard time limit).",
     )
+
+    @model_validator(mode="after")
+    def _store_complete(self) -> "Settings":
+        if self.artifact_store == "s3" and not self.s3_bucket:
+            raise ValueError("MODELPRESS_ARTIFACT_STORE=s3 needs MODELPRESS_S3_BUCKET")
+        return self
+
+    @model_validator(mode="after")
+    def _hard_limit_after_soft(self) -> "Settings":
+        # Celery's prefork pool arms the hard limit when the soft one fires: a hard limit below the soft one
+        # would silently act as the soft one.
+        if self.job_time_limit_s <= self.job_soft_time_limit_s:
+            raise ValueError(
+                f"MODELPRESS_JOB_TIME_LIMIT_S ({self.job_time_limit_s}) must be greater than "
+                f"MODELPRESS_JOB_SOFT_TIME_LIMIT_S ({self.job_soft_time_limit_s})"
+            )
+        return self
+
+    def auth_required(self, bind_host: str | None = None) -> bool:
+        """Whether requests need an API key, for an API bound to ``bind_host`` (default ``api_host``).
+        Raises InsecureSettings for auth off on a non-loopback bind."""
+        host = bind_host or self.api_host
+        if self.auth == AuthMode.required:
+            return True
+        if is_loopback(host):
+            return False  # auto or off, on loopback
+        if self.auth == AuthMode.off:
+            raise InsecureSettings(
+                f"MODELPRESS_AUTH=off with the API bound to {host!r}: authentication may only be off when the API "
+                "binds to a loopback address (127.0.0.1, ::1, localhost)"
+            )
+        return True
 
     @property
     def artifacts_path(self) -> Path:

@@ -12,7 +12,7 @@ import redis
 from service.domain.errors import Conflict
 from service.domain.job import TERMINAL, JobRecord, JobState, Progress, utcnow
 from service.storage import keys
-from service.storage.artifacts import LocalArtifactStore
+from service.storage.artifacts import ArtifactStore
 from service.storage.jobs import JobRepository, NoChange
 
 
@@ -21,7 +21,7 @@ class JobFinished(Conflict):
     title = "The job has already finished"
 
 
-def cancel_job(jobs: JobRepository, store: LocalArtifactStore, job_id: str) -> JobRecord:
+def cancel_job(jobs: JobRepository, store: ArtifactStore, job_id: str) -> JobRecord:
     """queued -> cancelled at once; running -> cancelling (the worker stops at its next safe point);
     cancelling stays cancelling. A finished job raises JobFinished (409)."""
 
@@ -47,7 +47,7 @@ def cancel_job(jobs: JobRepository, store: LocalArtifactStore, job_id: str) -> J
     return record
 
 
-def finish_cancel(jobs: JobRepository, store: LocalArtifactStore, job_id: str, message: str) -> JobRecord | None:
+def finish_cancel(jobs: JobRepository, store: ArtifactStore, job_id: str, message: str) -> JobRecord | None:
     """cancelling -> cancelled with partial outputs removed (no-op unless cancelling)."""
 
     def change(record: JobRecord) -> None:
@@ -62,7 +62,7 @@ def finish_cancel(jobs: JobRepository, store: LocalArtifactStore, job_id: str, m
     return record
 
 
-def expire_job(jobs: JobRepository, store: LocalArtifactStore, job_id: str, *, record_ttl_s: int, reason: str) -> JobRecord | None:
+def expire_job(jobs: JobRepository, store: ArtifactStore, job_id: str, *, record_ttl_s: int, reason: str) -> JobRecord | None:
     """A finished job -> expired: inputs and outputs removed now, the record kept ``record_ttl_s``.
     Already expired: nothing changes. Unfinished: JobFinished's opposite, a 409 from the caller's view."""
 

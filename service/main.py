@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from contextlib import asynccontextmanager
 
 import redis
@@ -12,12 +14,28 @@ from service import __version__
 from service.api import artifacts, capabilities, events, health, jobs, prometheus, schemas, ui
 from service.api.limits import BodySizeLimit
 from service.api.problems import install_problem_handler
-from service.config import Settings, get_settings
-from service.storage.artifacts import LocalArtifactStore
+from service.config import LOCAL_TENANT, Settings, get_settings
+from service.storage.artifacts import make_store
+
+log = logging.getLogger("modelpress.api")
+
+
+def command_line_host(argv: list[str] | None = None) -> str | None:
+    """The ``--host`` of a ``uvicorn ... --host H`` command line, if this process is one: a second
+    witness of the bind, so ``uvicorn --host 0.0.0.0`` without MODELPRESS_API_HOST cannot serve unauthenticated."""
+    argv = sys.argv if argv is None else argv
+    for i, arg in enumerate(argv):
+        if arg == "--host" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--host="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # InsecureSettings (auth off on a non-loopback bind) stops the process before it serves anything
+    auth_required = any(settings.auth_required(host) for host in {settings.api_host, command_line_host() or settings.api_host})
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -35,7 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.store = LocalArtifactStore(settings.artifacts_path)
+    app.state.auth_required = auth_required
+    if not auth_required:
+        log.warning("authentication is off (MODELPRESS_AUTH=%s, loopback bind %s): every request is tenant %r",
+                    settings.auth.value, settings.api_host, LOCAL_TENANT)
+    app.state.store = make_store(settings)
     app.state.prom = prometheus.ServiceMetrics(app)
     install_problem_handler(app)
     app.add_middleware(BodySizeLimit, max_bytes_getter=lambda: settings.max_upload_bytes)

@@ -6,6 +6,7 @@ renders it on request); every value from the metrics is escaped.
 
 from __future__ import annotations
 
+import json
 from html import escape
 from typing import Any, Iterable
 
@@ -107,17 +108,110 @@ def latency_chart(before: list[dict], after: list[dict]) -> str:
     ], "ms", fmt=lambda v: f"{v:.3f}")
 
 
+def macs_chart(before: dict, after: dict) -> str:
+    return bar_chart("Multiply-accumulates per forward pass", ["MACs"], [
+        ("before", BEFORE, [before["macs"] / 1e6]),
+        ("after", AFTER, [after["macs"] / 1e6]),
+    ], "millions", fmt=lambda v: f"{v:,.4g}")
+
+
+PARETO, OTHER, CHOSEN = "#1b7837", "#bbbbbb", "#d6604d"
+
+
+def pareto_chart(candidates: list[dict]) -> str:
+    """Accuracy against file size, one dot per candidate; the Pareto front joined and highlighted."""
+    points = [c for c in candidates if c.get("accuracy") is not None and c.get("file_bytes") and not c.get("error")]
+    if not points:
+        return '<p class="muted">No candidate has both an accuracy and a size to plot.</p>'
+    left, top_pad, plot_w, plot_h, right = 70, 30, 600, 300, 200
+    width, height = left + plot_w + right, top_pad + plot_h + 45
+    xs, ys = [c["file_bytes"] / 1000 for c in points], [c["accuracy"] * 100 for c in points]
+    x_lo, x_hi = min(xs), max(xs)
+    y_lo, y_hi = min(ys), max(ys)
+    x_pad, y_pad = (x_hi - x_lo) * 0.05 or max(x_hi * 0.05, 1.0), (y_hi - y_lo) * 0.08 or 0.5
+    x_lo, x_hi, y_lo, y_hi = max(0.0, x_lo - x_pad), x_hi + x_pad, y_lo - y_pad, y_hi + y_pad
+
+    def px(x: float) -> float:
+        return left + plot_w * (x - x_lo) / (x_hi - x_lo)
+
+    def py(y: float) -> float:
+        return top_pad + plot_h * (1 - (y - y_lo) / (y_hi - y_lo))
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="pareto" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}"><title>Accuracy against size</title>',
+             '<text x="0" y="14" font-weight="bold">Accuracy against size (Pareto front highlighted)</text>',
+             f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{left + plot_w}" y2="{top_pad + plot_h}" stroke="#999"/>',
+             f'<line x1="{left}" y1="{top_pad}" x2="{left}" y2="{top_pad + plot_h}" stroke="#999"/>',
+             f'<text x="{left + plot_w / 2}" y="{height - 5}" text-anchor="middle">file size (KB)</text>',
+             f'<text x="14" y="{top_pad + plot_h / 2}" text-anchor="middle" transform="rotate(-90 14 {top_pad + plot_h / 2})">accuracy (%)</text>']
+    for i in range(5):
+        xv, yv = x_lo + (x_hi - x_lo) * i / 4, y_lo + (y_hi - y_lo) * i / 4
+        parts.append(f'<text x="{px(xv):.1f}" y="{top_pad + plot_h + 15}" text-anchor="middle">{xv:,.0f}</text>')
+        parts.append(f'<text x="{left - 5}" y="{py(yv) + 4:.1f}" text-anchor="end">{yv:.1f}</text>')
+    front = sorted((c for c in points if c.get("pareto")), key=lambda c: c["file_bytes"])
+    if len(front) > 1:
+        path = " ".join(f"{px(c['file_bytes'] / 1000):.1f},{py(c['accuracy'] * 100):.1f}" for c in front)
+        parts.append(f'<polyline class="front" points="{path}" fill="none" stroke="{PARETO}" stroke-width="2"/>')
+    for c in sorted(points, key=lambda c: bool(c.get("pareto"))):  # front drawn last, on top
+        colour = CHOSEN if c.get("chosen") else PARETO if c.get("pareto") else OTHER
+        r = 7 if c.get("chosen") else 5
+        x, y = px(c["file_bytes"] / 1000), py(c["accuracy"] * 100)
+        tip = (f"{c['label']}: {_bytes(c['file_bytes'])}, accuracy {c['accuracy']:.2%}"
+               + (", on the Pareto front" if c.get("pareto") else "") + (", chosen" if c.get("chosen") else "")
+               + ("" if c.get("meets_goal") else ", misses the goal"))
+        parts.append(f'<circle class="{"pareto" if c.get("pareto") else "candidate"}" cx="{x:.1f}" cy="{y:.1f}" r="{r}" '
+                     f'fill="{colour}" stroke="#333" stroke-width="{1.5 if c.get("meets_goal") else 0.5}">'
+                     f"<title>{escape(tip)}</title></circle>")
+        if c.get("pareto") or c.get("chosen"):
+            parts.append(f'<text x="{x + 8:.1f}" y="{y - 6:.1f}">{escape(c["label"][:28])}</text>')
+    legend_y = top_pad + 10
+    for i, (name, colour) in enumerate((("Pareto front", PARETO), ("chosen", CHOSEN), ("dominated", OTHER))):
+        y = legend_y + 18 * i
+        parts.append(f'<circle cx="{left + plot_w + 20}" cy="{y}" r="5" fill="{colour}"/>'
+                     f'<text x="{left + plot_w + 30}" y="{y + 4}">{name}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def sensitivity_chart(sensitivity: dict) -> str:
+    layers = sorted(sensitivity.get("layers", []), key=lambda r: -r["delta"])[:MAX_LAYERS]
+    labels = [f"{r['name']} ({r['type']})" for r in layers]
+    return bar_chart(f"Per-layer sensitivity: {sensitivity.get('metric', 'metric')} drop when only that layer is "
+                     f"{'quantized' if sensitivity.get('kind') == 'quantize' else 'pruned'}", labels,
+                     [("drop", AFTER, [max(0.0, r["delta"]) for r in layers])], escape(str(sensitivity.get("metric", ""))),
+                     fmt=lambda v: f"{v:.4g}")
+
+
+def _candidates_table(candidates: list[dict]) -> str:
+    rows = []
+    for c in candidates:
+        flags = ", ".join(w for w, on in (("chosen", c.get("chosen")), ("Pareto", c.get("pareto")), ("meets goal", c.get("meets_goal"))) if on)
+        rows.append((escape(c["label"]), escape(" → ".join(c.get("steps", []))), _bytes(c.get("file_bytes")),
+                     _num(c.get("accuracy"), 4), _num(c.get("accuracy_drop"), 4), _num(c.get("latency_ms"), 3),
+                     f"{c['speedup']:.2f}x" if c.get("speedup") else "–", escape(flags) if not c.get("error") else f"error: {escape(c['error'])}",
+                     f"{c.get('seconds', 0):.1f}"))
+    return _table(("candidate", "steps", "size", "accuracy", "drop", "latency ms", "speedup", "", "seconds"), rows)
+
+
+def _ci(interval: list[float] | None, pct: bool = True) -> str:
+    if not interval:
+        return ""
+    lo, hi = interval
+    return f" (95% CI {lo:.1%} to {hi:.1%})" if pct else f" (95% CI {lo:.4g} to {hi:.4g})"
+
+
 def render_report(job: dict[str, Any], metrics: dict[str, Any], links: dict[str, str] | None = None) -> str:
     """``job``: the job record as JSON (id, state, spec, artifacts, times); ``metrics``: metrics.json."""
     b, a, v, f = metrics["before"], metrics["after"], metrics["verdict"], metrics["fidelity"]
     links = links or {}
     cautions = list(v.get("warnings", []))
-    if f["cosine_similarity"] < FIDELITY_CAUTION:
+    if f["cosine_similarity"] < FIDELITY_CAUTION and not any(w.startswith("outputs differ") for w in cautions):
         cautions.append(f"the outputs differ noticeably from the original's (cosine {f['cosine_similarity']:.4f} on "
                         f"{f.get('inputs', 'the comparison inputs')}); check accuracy on real data before using it")
     ok = v.get("smaller") and v.get("faster") is not False and not cautions
+    simulated = " — simulated only, no real low-precision kernel ran" if v.get("simulated_only") else ""
     headline = (f"{v['size_ratio']:.2f}x {'smaller' if v['smaller'] else 'size (not smaller)'}"
-                + (f", {v['speedup']:.2f}x speed ({'faster' if v.get('faster') else 'not faster'})" if v.get("speedup") else "")
+                + (f", {v['speedup']:.2f}x speed ({'faster' if v.get('faster') else 'not faster'}{simulated})" if v.get("speedup") else "")
                 + f", output cosine {f['cosine_similarity']:.4f}")
     warnings = "".join(f"<li>{escape(w)}</li>" for w in cautions)
     summary_rows = [
@@ -127,10 +221,32 @@ def render_report(job: dict[str, Any], metrics: dict[str, Any], links: dict[str,
         ("nonzero parameters", _num(b["nonzero_parameters"]), _num(a["nonzero_parameters"]), f"sparsity {a['sparsity']:.1%}"),
         ("dtypes", escape(", ".join(b.get("dtypes", {}))), escape(", ".join(a.get("dtypes", {}))), ""),
     ]
+    if (b.get("macs") or {}).get("macs") and (a.get("macs") or {}).get("macs"):
+        summary_rows.append(("MACs per forward pass", _num(b["macs"]["macs"]), _num(a["macs"]["macs"]),
+                             f"{b['macs']['macs'] / a['macs']['macs']:.2f}x fewer" if a["macs"]["macs"] < b["macs"]["macs"] else "no fewer"))
     if b.get("latency_ms") and a.get("latency_ms"):
         lb, la = b["latency_ms"], a["latency_ms"]
         summary_rows.append((f"latency p50 (batch {lb['batch_size']}, {lb['threads']} thread(s))", f"{lb['p50']:.3f} ms",
                              f"{la['p50']:.3f} ms ({escape(la['runtime'])})", f"{v.get('speedup', 0):.2f}x"))
+        if "p99" in lb and "p99" in la:
+            summary_rows.append(("latency p99", f"{lb['p99']:.3f} ms", f"{la['p99']:.3f} ms", ""))
+            summary_rows.append(("throughput", f"{lb['throughput']:,.0f} samples/s", f"{la['throughput']:,.0f} samples/s", ""))
+    mb, ma = b.get("memory") or {}, a.get("memory") or {}
+    if mb.get("rss_peak_growth_bytes") is not None and ma.get("rss_peak_growth_bytes") is not None:
+        summary_rows.append(("peak RSS growth (load + run)", _bytes(mb["rss_peak_growth_bytes"]), _bytes(ma["rss_peak_growth_bytes"]), ""))
+    if mb.get("cuda_forward_peak_bytes") is not None:
+        summary_rows.append(("CUDA model / forward peak", f"{_bytes(mb.get('cuda_model_bytes'))} / {_bytes(mb['cuda_forward_peak_bytes'])}",
+                             f"{_bytes(ma.get('cuda_model_bytes'))} / {_bytes(ma.get('cuda_forward_peak_bytes'))}", ""))
+    q = metrics.get("quality")
+    if q and q.get("metric", "top1_accuracy") == "top1_accuracy":
+        summary_rows.append((f"top-1 accuracy ({q['count']} labelled eval items)",
+                             f"{q['top1_accuracy_before']:.2%}{_ci(q.get('accuracy_before_ci95'))}",
+                             f"{q['top1_accuracy_after']:.2%}{_ci(q.get('accuracy_after_ci95'))}",
+                             f"drop {q['accuracy_drop']:.2%}{_ci(q.get('accuracy_drop_ci95'))}"))
+    elif q and q.get("metric") == "mse":
+        summary_rows.append((f"MSE ({q['count']} eval items with float targets)", f"{q['mse_before']:.4g}{_ci(q.get('mse_before_ci95'), False)}",
+                             f"{q['mse_after']:.4g}{_ci(q.get('mse_after_ci95'), False)}",
+                             f"+{q['mse_increase']:.4g}{_ci(q.get('mse_increase_ci95'), False)}"))
     summary_rows.append(("output cosine vs original", "1.0", _num(f["cosine_similarity"], 4), ""))
     if f.get("top1_agreement") is not None:
         summary_rows.append(("top-1 agreement", "100%", f"{f['top1_agreement']:.1%}", ""))
@@ -158,16 +274,56 @@ def render_report(job: dict[str, Any], metrics: dict[str, Any], links: dict[str,
                          f"{_bytes(row['bytes'])} → {_bytes(other['bytes'])}" if other else _bytes(row["bytes"])))
         sections.append(_table(("layer", "type", "shape", "dtype", "sparsity", "bytes"), rows))
     if b.get("latency") and a.get("latency"):
+        def pcts(x: dict) -> str:
+            return " / ".join(f"{x[k]:.3f}" for k in ("p50", "p90", "p99") if k in x)
+
+        lb = b["latency"][0]
         sections += ["<h2>Latency</h2>", _legend(), latency_chart(b["latency"], a["latency"]),
-                     _table(("batch", "before p50 / p90 ms", "after p50 / p90 ms", "speedup"),
-                            [(str(x["batch_size"]), f"{x['p50']:.3f} / {x['p90']:.3f}", f"{y['p50']:.3f} / {y['p90']:.3f}",
-                              f"{x['p50'] / y['p50']:.2f}x" if y["p50"] else "–") for x, y in zip(b["latency"], a["latency"])])]
+                     _table(("batch", "before p50 / p90 / p99 ms", "after p50 / p90 / p99 ms", "throughput before → after (samples/s)", "speedup"),
+                            [(str(x["batch_size"]), pcts(x), pcts(y),
+                              f"{x['throughput']:,.0f} → {y['throughput']:,.0f}" if "throughput" in x and "throughput" in y else "–",
+                              f"{x['p50'] / y['p50']:.2f}x" if y["p50"] else "–") for x, y in zip(b["latency"], a["latency"])]),
+                     f'<p class="muted">{escape(str(lb.get("runs")))} timed runs after {escape(str(lb.get("warmup")))} warm-up calls, '
+                     f'{escape(str(lb.get("threads")))} thread(s), on {escape(str(lb.get("hardware") or lb.get("device") or "?"))}; '
+                     f'after: {escape(str(a["latency"][0].get("runtime")))}. {escape(str(lb.get("method", "")))}</p>']
+        if v.get("simulated_only"):
+            sections.append('<p class="verdict warn"><strong>Simulated only:</strong> '
+                            + escape("; ".join(v.get("simulated_reasons", []))) + "</p>")
+    if (b.get("macs") or {}).get("macs") and (a.get("macs") or {}).get("macs"):
+        sections += ["<h2>Compute</h2>", _legend(), macs_chart(b["macs"], a["macs"]),
+                     f'<p class="muted">For input shape {escape(str(b["macs"].get("input_shape")))}; '
+                     f'{escape(str(a["macs"].get("method", "")))}. {escape(str(a["macs"].get("note") or ""))}</p>']
+    if mb.get("method"):
+        sections += ["<h2>Memory</h2>", f'<p class="muted">{escape(str(mb["method"]))}.'
+                     + (f" Before: {escape(str(mb['note']))}." if mb.get("note") else "")
+                     + (f" After: {escape(str(ma['note']))}." if ma.get("note") else "") + "</p>"]
+    if metrics.get("candidates"):
+        goal = metrics.get("goal") or {}
+        sections += ["<h2>Candidates</h2>"]
+        if goal:
+            sections.append(f'<p class="verdict {"good" if goal.get("met") else "warn"}"><strong>Goal '
+                            f'{"met" if goal.get("met") else "not met"}:</strong> <code>{escape(json.dumps(goal.get("spec"), sort_keys=True))}</code>'
+                            + (f" — {escape(str(goal['diagnosis']))}" if goal.get("diagnosis") else "") + "</p>")
+        sections += [pareto_chart(metrics["candidates"]), _candidates_table(metrics["candidates"])]
+    if (metrics.get("sensitivity") or {}).get("layers"):
+        sections += ["<h2>Sensitivity</h2>", sensitivity_chart(metrics["sensitivity"]),
+                     '<p class="muted">Each bar: how much the metric drops when only that layer is compressed; '
+                     "the tallest bars are the layers to keep at higher precision or density.</p>"]
     sections += ["<h2>Steps</h2>", _table(("#", "step", "seconds"), [(str(s["step"] + 1), escape(s["label"]), f"{s['seconds']:.2f}") for s in metrics.get("steps", [])])]
     if metrics.get("notes"):
         sections.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in metrics["notes"]) + "</ul>")
-    artifacts = [(f'<a href="{escape(links.get(name, name))}">{escape(name)}</a>', escape(info["format"]), _bytes(info["bytes"]))
+    if metrics.get("training"):
+        sections += ["<h2>Training</h2>", _table(
+            ("step", "objective", "samples", "epochs", "loss per epoch", "seconds", "stopped early"),
+            [(escape(t["step"]), escape(t["objective"]), _num(t["samples"]), f"{t['epochs_completed']} / {t['epochs']}",
+              escape(", ".join(f"{x:.4f}" for x in t["epoch_loss"])), f"{t['seconds']:.2f}", escape(t.get("stopped_early") or "no"))
+             for t in metrics["training"]],
+        )]
+    artifacts = [(f'<a href="{escape(links.get(name, name))}">{escape(name)}</a>', escape(info["format"]), _bytes(info["bytes"]),
+                  (f"{info['size_ratio']:.2f}x {'smaller' if info.get('smaller') else '(not smaller)'}" if info.get("size_ratio") else "–"),
+                  "yes" if info.get("measured") else "")
                  for name, info in metrics.get("artifacts", {}).items()]
-    sections += ["<h2>Artifacts</h2>", _table(("file", "format", "size"), artifacts)]
+    sections += ["<h2>Artifacts</h2>", _table(("file", "format", "size", "vs upload", "measured"), artifacts)]
     if links.get("metrics"):
         sections.append(f'<p><a href="{escape(links["metrics"])}">metrics.json</a></p>')
     p = metrics.get("provenance", {})
@@ -179,7 +335,9 @@ def render_report(job: dict[str, Any], metrics: dict[str, Any], links: dict[str,
         ("CPU flags", escape(flags)),
         ("torch CPU capability / int8 engine", escape(f"{p.get('cpu_capability')} / {p.get('quantized_engine')}")),
         ("device / seed", escape(f"{p.get('device')} / {p.get('seed')}")),
-        ("input sha256", escape(str(p.get("input_sha256", {}).get("model", "")))),
+        ("GPU", escape(f"{p['gpu'].get('name')} (compute capability {p['gpu'].get('capability')}, CUDA {p['gpu'].get('cuda')})") if p.get("gpu") else "none"),
+        ("libraries", escape(", ".join(f"{k} {v}" for k, v in (p.get("libraries") or {}).items()))),
+        *[(f"sha256 of {escape(name)}", f"<code>{escape(str(digest))}</code>") for name, digest in (p.get("input_sha256") or {}).items()],
     ])]
     body = "\n".join(sections)
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">'

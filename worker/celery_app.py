@@ -29,6 +29,9 @@ app.conf.update(
     worker_concurrency=settings.worker_concurrency,
     worker_send_task_events=False,
     worker_hijack_root_logger=False,
+    # a pool process over the cap is replaced after its task (KiB); the per-job guard (worker/guard.py) stops the task itself
+    worker_proc_alive_timeout=120,  # a new pool process imports torch first (worker.tasks._preload); slow on a busy host
+    worker_max_memory_per_child=settings.worker_max_memory_mb * 1024 or None,
 )
 
 import worker.lifecycle  # noqa: E402,F401  (worker_ready / shutdown hooks: heartbeat, catalog, inspector)

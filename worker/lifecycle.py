@@ -26,6 +26,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from service.config import get_settings
 from service.storage import keys
+from service.storage.workers import forget, record_heartbeat
 
 log = logging.getLogger("modelpress.worker")
 
@@ -35,10 +36,27 @@ _identity: dict = {}
 INSTANCE = uuid.uuid4().hex  # made in the main process at import, before the pool forks
 
 
+def cuda_description() -> dict | None:
+    """The CUDA devices this worker sees (name, memory), or None without CUDA."""
+    import torch
+
+    try:
+        if not torch.cuda.is_available():
+            return None
+        devices = []
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            devices.append({"index": i, "name": props.name, "memory_bytes": int(props.total_memory),
+                            "capability": f"{props.major}.{props.minor}"})
+        return {"devices": devices, "count": len(devices), "cuda_version": torch.version.cuda}
+    except Exception as exc:  # noqa: BLE001 - a broken driver reads as no CUDA, with the reason in the log
+        log.warning("CUDA is present but unusable: %s", exc)
+        return None
+
+
 def worker_description(queues: list[str]) -> dict:
     import torch
 
-    cuda = torch.cuda.is_available()
     return {
         "name": _identity.get("name"),
         "instance": INSTANCE,
@@ -47,8 +65,7 @@ def worker_description(queues: list[str]) -> dict:
         "host": socket.gethostname(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "cuda": cuda,
-        "cuda_devices": torch.cuda.device_count() if cuda else 0,
+        "cuda": cuda_description(),
         "started_at": _identity.get("started_at"),
     }
 
@@ -61,10 +78,9 @@ def publish_catalog(client: redis.Redis) -> None:
 
 
 def _heartbeat_loop(client: redis.Redis, description: dict, period: float) -> None:
-    key = keys.worker_heartbeat(description["name"])
     while not _stop.is_set():
         try:
-            client.set(key, json.dumps({**description, "seen_at": time.time()}), ex=max(3, int(period * 3)))
+            record_heartbeat(client, description["name"], description["queues"], description, ttl_s=max(3, int(period * 3)))
         except redis.RedisError:
             log.warning("heartbeat: redis unavailable")
         _stop.wait(period)
@@ -120,6 +136,6 @@ def on_worker_shutdown(sender=None, **_):
     name = _identity.get("name")
     if name:
         try:
-            redis.Redis.from_url(get_settings().redis_url, socket_timeout=5).delete(keys.worker_heartbeat(name))
+            forget(redis.Redis.from_url(get_settings().redis_url, socket_timeout=5), name)
         except redis.RedisError:
             pass

@@ -22,6 +22,7 @@ from worker.loading import example_input, input_dtype, load_model
 from worker.methods import StepContext, apply_step
 
 FIDELITY_SAMPLES = 64
+FIDELITY_MAX_CALIBRATION = 1024
 
 
 @dataclass
@@ -104,9 +105,13 @@ def run_pipeline(
         progress("measuring", None, 0.75, f"test delay: {delay_s} s")
         deadline = time.monotonic() + delay_s
         while time.monotonic() < deadline:
-            if delay_cancellable:
-                check_cancelled()
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+            try:
+                if delay_cancellable:
+                    check_cancelled()
+                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+            except Exception as exc:  # not cancellable: like one long C call, deaf to the soft time limit too
+                if delay_cancellable or type(exc).__name__ != "SoftTimeLimitExceeded":
+                    raise
     check_cancelled()
     progress("measuring", None, 0.8, "measuring size, latency and fidelity")
     torch.set_num_threads(spec.evaluate.threads)
@@ -115,8 +120,30 @@ def run_pipeline(
     before = {"file_bytes": model_path.stat().st_size, **evaluate.parameter_stats(original), "layers": evaluate.layers(original)}
     after = {"artifact": primary.name, "file_bytes": primary.path.stat().st_size, **evaluate.parameter_stats(compressed),
              "layers": evaluate.layers(compressed)}
+    macs_input = example_input(spec, 1, spec.seed)
+    before["macs"] = evaluate.count_macs(original, macs_input)
+    after["macs"] = {**evaluate.count_macs(compressed, macs_input),
+                     "counted_on": "the compressed model in memory, before export (the artifact runs the same layers)"}
     measure_on = _measurement_device(device, runtime)
+    rebuild = lambda: build_model(spec.model.architecture, spec.model.config)  # noqa: E731
+    memory_batch = max(spec.evaluate.batch_sizes)
+    if measure_on.type == "cpu":
+        check_cancelled()
+        progress("measuring", None, 0.82, f"measuring peak memory at batch {memory_batch}")
+        memory_input = example_input(spec, memory_batch, spec.seed)
+        before["memory"] = evaluate.peak_rss_growth(lambda: load_model(spec, model_path), memory_input)
+        after["memory"] = evaluate.peak_rss_growth(
+            lambda: export.load_for_measurement(primary.format, primary.path, rebuild)[0], memory_input)
     original, artifact_model = original.to(measure_on), artifact_model.to(measure_on)
+    if measure_on.type == "cuda":
+        memory_input = example_input(spec, memory_batch, spec.seed).to(measure_on)
+        note = "resident-set growth is not measured on CUDA jobs (CUDA does not survive fork)"
+        for side, model in ((before, original), (after, artifact_model)):
+            try:
+                side["memory"] = {"rss_peak_growth_bytes": None, "method": note, **evaluate.cuda_peak_memory(model, memory_input)}
+            except Exception as exc:  # noqa: BLE001 - a measurement that cannot be taken is reported, not fatal
+                side["memory"] = {"rss_peak_growth_bytes": None, "method": note, "note": f"CUDA peak not measured: {exc}"[:300]}
+    hardware = (evaluate.gpu_info() or {}).get("name") if measure_on.type == "cuda" else evaluate.cpu_info()["model"]
     reference = _same_runtime_reference(compressed, runtime)
     if runtime == "inductor":  # compile once per measured shape before any timing (warm-up, excluded)
         progress("measuring", None, 0.82, "compiling the artifact with torch.compile (inductor, freezing)")
@@ -136,24 +163,31 @@ def run_pipeline(
             timings = evaluate.paired_latency(
                 models, example_input(spec, batch, spec.seed).to(measure_on), warmup=warmup, runs=runs, runtimes=runtimes,
             )
-            before["latency"].append(timings[0])
-            after["latency"].append(timings[1])
+            before["latency"].append({**timings[0], "hardware": hardware})
+            after["latency"].append({**timings[1], "hardware": hardware})
             if reference is not None:
-                same_runtime.append(timings[2])
+                same_runtime.append({**timings[2], "hardware": hardware})
         before["latency_ms"], after["latency_ms"] = before["latency"][0], after["latency"][0]
         if same_runtime:
             after["float32_same_runtime_latency"] = same_runtime
-    eval_set = datasets.get("eval")
+    eval_set, calibration = datasets.get("eval"), datasets.get("calibration")
     if eval_set is not None:
         fidelity = evaluate.fidelity(original, artifact_model, eval_set.inputs.to(measure_on))
-        fidelity["inputs"] = f"the {len(eval_set)} inputs of the uploaded eval data"
+        fidelity.update(source="eval", inputs=f"the {len(eval_set)} inputs of the uploaded eval data")
+    elif calibration is not None:
+        inputs = calibration.inputs[:FIDELITY_MAX_CALIBRATION]
+        fidelity = evaluate.fidelity(original, artifact_model, inputs.to(measure_on))
+        fidelity.update(source="calibration", inputs=f"{inputs.shape[0]} inputs of the uploaded calibration data (no labelled eval set)")
     else:
         inputs = example_input(spec, FIDELITY_SAMPLES, spec.seed + 1).to(measure_on)
         fidelity = evaluate.fidelity(original, artifact_model, inputs)
-        fidelity["inputs"] = f"{FIDELITY_SAMPLES} synthetic inputs of the declared shape (seeded normal noise), not real data"
-    quality = _quality(original, artifact_model, eval_set, measure_on)
+        fidelity.update(source="synthetic",
+                        inputs=f"{FIDELITY_SAMPLES} synthetic inputs of the declared shape (seeded normal noise), not real data")
+    quality = _quality(original, artifact_model, eval_set, measure_on, spec.seed)
 
-    verdict = make_verdict(before, after, runtime)
+    simulated = simulated_reasons(spec, measure_on, evaluate.cpu_info()["flags"])
+    verdict = {"artifact": primary.name,
+               **make_verdict(before, after, runtime, simulated=simulated, fidelity=fidelity, quality=quality)}
     verdict["warnings"].extend(ctx.warnings)
     metrics = {
         "schema": METRICS_SCHEMA,
@@ -161,7 +195,11 @@ def run_pipeline(
         "before": before,
         "after": after,
         "artifacts": {
-            o.name: {"format": o.format, "bytes": o.path.stat().st_size, **({"check": checks[o.name]} if o.name in checks else {})}
+            o.name: {"format": o.format, "bytes": o.path.stat().st_size,
+                     "size_ratio": round(before["file_bytes"] / o.path.stat().st_size, 3),
+                     "smaller": o.path.stat().st_size < before["file_bytes"],
+                     "measured": o.name == primary.name,  # latency, memory and fidelity are measured on this one
+                     **({"check": checks[o.name]} if o.name in checks else {})}
             for o in outputs
         },
         "fidelity": fidelity,
@@ -177,6 +215,7 @@ def run_pipeline(
         "speedup": verdict.get("speedup"),
         "smaller": verdict["smaller"],
         "faster": verdict.get("faster"),
+        "simulated_only": verdict["simulated_only"],
         "cosine_similarity": fidelity["cosine_similarity"],
         "sparsity": after["sparsity"],
     }
@@ -202,9 +241,50 @@ def _measurement_device(device: torch.device, runtime: str) -> torch.device:
 NOISE = 0.05  # speed differences under 5% are reported as "no real change"
 
 
-def make_verdict(before: dict, after: dict, runtime: str) -> dict:
+ACCURACY_DROP_WARNING = 0.01  # a top-1 drop above one point earns a warning
+COSINE_WARNING = 0.99
+
+
+def simulated_reasons(spec: JobSpec, measure_on: torch.device, cpu_flags: dict) -> list[str]:
+    """Why the artifact's speed is *simulated only*: a low-precision format ran without a real
+    low-precision kernel (dequantized in eager, or half precision converted on a CPU without it)."""
+    reasons = []
+    for step in spec.steps:
+        if step.method != "quantize":
+            continue
+        if step.kind == "weight_only_int8":
+            reasons.append(f"{step.label}: the int8 weights are dequantized to float on every call; no int8 kernel ran")
+        elif step.kind in ("fp16", "bf16") and measure_on.type != "cuda":
+            native = (cpu_flags.get("avx512_fp16") or cpu_flags.get("amx_fp16")) if step.kind == "fp16" \
+                else (cpu_flags.get("avx512_bf16") or cpu_flags.get("amx_bf16"))
+            if not native:
+                reasons.append(f"{step.label}: this CPU has no native {step.kind} arithmetic "
+                               f"({'avx512_fp16/amx_fp16' if step.kind == 'fp16' else 'avx512_bf16/amx_bf16'} absent); "
+                               "values are converted, not computed fast")
+    return reasons
+
+
+def quality_verdict(fidelity: dict, quality: dict | None) -> dict:
+    if quality and quality["metric"] == "top1_accuracy":
+        return {"metric": "top1_accuracy", "change": -quality["accuracy_drop"],
+                "ci95": [-quality["accuracy_drop_ci95"][1], -quality["accuracy_drop_ci95"][0]],
+                "basis": f"labelled eval set ({quality['count']} items)"}
+    if quality and quality["metric"] == "mse":
+        return {"metric": "mse", "change": quality["mse_increase"], "ci95": quality["mse_increase_ci95"],
+                "basis": f"eval set with float targets ({quality['count']} items)"}
+    return {"metric": "output_cosine", "change": round(fidelity["cosine_similarity"] - 1.0, 6), "ci95": None,
+            "basis": f"agreement with the original on {fidelity['inputs']}"}
+
+
+def make_verdict(before: dict, after: dict, runtime: str, *, simulated: list[str] | None = None,
+                 fidelity: dict | None = None, quality: dict | None = None) -> dict:
     size_ratio = before["file_bytes"] / after["file_bytes"]
-    verdict: dict = {"smaller": size_ratio > 1.0, "size_ratio": round(size_ratio, 3), "runtime": runtime, "warnings": []}
+    simulated = simulated or []
+    verdict: dict = {"smaller": size_ratio > 1.0, "size_ratio": round(size_ratio, 3), "runtime": runtime, "warnings": [],
+                     "simulated_only": bool(simulated), "simulated_reasons": simulated}
+    macs_b, macs_a = (before.get("macs") or {}).get("macs"), (after.get("macs") or {}).get("macs")
+    if macs_b and macs_a:
+        verdict["macs_ratio"] = round(macs_b / macs_a, 3)
     if size_ratio <= 1.0:
         verdict["warnings"].append(
             f"the artifact is not smaller than the upload ({after['file_bytes']} vs {before['file_bytes']} bytes)"
@@ -230,23 +310,32 @@ def make_verdict(before: dict, after: dict, runtime: str) -> dict:
                     f"the speed-up comes from {runtime}, not from int8: the float32 model in {runtime} is as fast "
                     f"({first:.2f}x, batch {before['latency_ms']['batch_size']})"
                 )
+    if simulated:
+        verdict["warnings"].append("speed is simulated only: " + "; ".join(simulated)
+                                   + " (the file is smaller; a runtime with real low-precision kernels is needed for speed)")
+    if fidelity is not None:
+        verdict["quality"] = q = quality_verdict(fidelity, quality)
+        if q["metric"] == "top1_accuracy" and -q["change"] > ACCURACY_DROP_WARNING:
+            verdict["warnings"].append(f"top-1 accuracy dropped {-q['change']:.1%} (95% CI {-q['ci95'][1]:.1%} to "
+                                       f"{-q['ci95'][0]:.1%}) on the {q['basis']}")
+        elif q["metric"] == "output_cosine" and fidelity["cosine_similarity"] < COSINE_WARNING:
+            verdict["warnings"].append(f"outputs differ from the original's (cosine {fidelity['cosine_similarity']:.4f} on "
+                                       f"{fidelity['inputs']}); no labelled data was given to measure accuracy")
     return verdict
 
 
-def _quality(original, artifact_model, eval_set: Dataset | None, device: torch.device) -> dict | None:
-    """Top-1 accuracy before/after on the uploaded, labelled eval set."""
+def _quality(original, artifact_model, eval_set: Dataset | None, device: torch.device, seed: int) -> dict | None:
+    """On the uploaded, labelled eval set: top-1 accuracy before/after with 95% intervals (integer
+    labels), or mean squared error (float labels)."""
     if eval_set is None or eval_set.labels is None:
         return None
-    inputs, labels = eval_set.inputs.to(device), eval_set.labels.to(device)
-    before = evaluate.accuracy(original, inputs, labels)
-    after = evaluate.accuracy(artifact_model, inputs, labels)
-    return {
-        "dataset": "eval",
-        "count": len(eval_set),
-        "top1_accuracy_before": before,
-        "top1_accuracy_after": after,
-        "accuracy_drop": round(before - after, 6),
-    }
+    inputs = eval_set.inputs.to(device)
+    out_b, out_a = evaluate.outputs_of(original, inputs), evaluate.outputs_of(artifact_model, inputs)
+    if eval_set.labels.is_floating_point():
+        result = evaluate.regression_quality(out_b, out_a, eval_set.labels, seed)
+    else:
+        result = evaluate.classification_quality(out_b, out_a, eval_set.labels, seed)
+    return {"dataset": "eval", "count": len(eval_set), **result}
 
 
 def provenance(spec: JobSpec, input_sha256: str, data_sha256: dict[str, str]) -> dict:
@@ -257,9 +346,23 @@ def provenance(spec: JobSpec, input_sha256: str, data_sha256: dict[str, str]) ->
         "machine": platform.machine(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu": evaluate.cpu_info(),
+        "gpu": evaluate.gpu_info() if spec.device == "cuda" else None,
+        "libraries": library_versions(),
         "quantized_engine": torch.backends.quantized.engine,
         "device": spec.device,
         "seed": spec.seed,
         "spec": spec.model_dump(mode="json"),
         "input_sha256": {"model": input_sha256, **data_sha256},
     }
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("torch", "numpy", "safetensors", "onnx", "onnxruntime", "torch-pruning", "celery", "pydantic"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found

@@ -7,6 +7,10 @@ Each sweep:
   needs no sweep: Celery's ``task_reject_on_worker_lost`` redelivers at once.)
 - a ``cancelling`` job whose worker is gone ends ``cancelled``; one still running after
   ``cancel_grace_s`` has its Celery task revoked with terminate, then ends ``cancelled``.
+- a ``queued`` job for the gpu queue while no live worker consumes that queue: once neither the job
+  (since it was queued) nor the queue (since its last GPU worker's heartbeat) has seen one for
+  ``gpu_wait_s``, it ends ``failed`` with a ``no-gpu-worker`` problem. (``GET /jobs/{id}`` shows the
+  reason, ``waiting``, all along.)
 - a finished job older than ``artifact_ttl_s`` goes ``expired``: inputs and outputs removed, the
   record kept ``record_ttl_s``; index entries of records that have gone are pruned.
 
@@ -23,11 +27,13 @@ from typing import Callable
 import redis
 
 from service.config import Settings
+from service.domain.errors import Unavailable
 from service.domain.job import JobRecord, JobState, Progress, utcnow
 from service.lifecycle import expire_job, finish_cancel, instance_alive
 from service.storage import keys
-from service.storage.artifacts import LocalArtifactStore
+from service.storage.artifacts import ArtifactStore, make_store
 from service.storage.jobs import JobRepository, NoChange
+from service.storage.workers import consumers, last_seen, waiting_reason
 
 log = logging.getLogger("modelpress.sweeper")
 
@@ -37,7 +43,7 @@ Revoke = Callable[[str], None]  # job_id (= task id)
 
 def sweep(
     jobs: JobRepository,
-    store: LocalArtifactStore,
+    store: ArtifactStore,
     settings: Settings,
     *,
     enqueue: Enqueue,
@@ -46,10 +52,17 @@ def sweep(
 ) -> dict[str, list[str]]:
     """One pass; returns what it did, by action."""
     now = now or utcnow()
-    done: dict[str, list[str]] = {"requeued": [], "failed": [], "cancelled": [], "revoked": [], "expired": []}
+    done: dict[str, list[str]] = {"requeued": [], "failed": [], "cancelled": [], "revoked": [], "expired": [], "unserved": []}
     stale_after = timedelta(seconds=3 * settings.worker_heartbeat_s)
+    gpu_served: list[bool] = []  # asked once per sweep, when there is a queued gpu job
     for record in jobs.get_many(jobs.live_ids()):
         try:
+            if record.state == JobState.queued and record.queue == "gpu" and settings.gpu_wait_s:
+                if not gpu_served:
+                    gpu_served.append(bool(consumers(jobs.redis, "gpu")))
+                if not gpu_served[0]:
+                    _unserved(jobs, settings, record, now, done)
+                continue
             if record.state == JobState.running and now - record.updated_at > stale_after:
                 if not instance_alive(jobs.redis, record.worker, record.worker_instance):
                     _lost(jobs, store, settings, record, enqueue, done)
@@ -76,7 +89,34 @@ def sweep(
     return done
 
 
-def _lost(jobs: JobRepository, store: LocalArtifactStore, settings: Settings, record: JobRecord, enqueue: Enqueue, done) -> None:
+def _unserved(jobs: JobRepository, settings: Settings, record: JobRecord, now, done) -> None:
+    """Fail a queued gpu job that has had no GPU worker for ``gpu_wait_s``."""
+    since = max(record.updated_at.timestamp(), last_seen(jobs.redis, record.queue) or 0.0)
+    if now.timestamp() - since <= settings.gpu_wait_s:
+        return
+    reason = waiting_reason(jobs.redis, record.queue)
+    if reason is None:
+        return  # one came up meanwhile
+    problem = Unavailable(
+        f"{reason} for {settings.gpu_wait_s:g} s (MODELPRESS_GPU_WAIT_S); start a worker with -Q {record.queue} on a CUDA "
+        "host, or submit with device 'cpu' or 'auto'",
+        slug="no-gpu-worker", title="No GPU worker took the job", queue=record.queue,
+    ).to_problem()
+
+    def change(r: JobRecord) -> None:
+        if r.state != JobState.queued:
+            raise NoChange
+        r.state = JobState.failed
+        r.finished_at = utcnow()
+        r.error = problem
+        r.progress = Progress(phase="failed", fraction=0.0, message=reason)
+
+    if jobs.update(record.id, change) is not None:
+        done["unserved"].append(record.id)
+        log.warning("sweeper: job %s failed: %s", record.id, problem["detail"])
+
+
+def _lost(jobs: JobRepository, store: ArtifactStore, settings: Settings, record: JobRecord, enqueue: Enqueue, done) -> None:
     lost_worker = record.worker_instance
 
     def change(r: JobRecord) -> None:
@@ -113,7 +153,7 @@ def sweeper_loop(settings: Settings, stop: threading.Event) -> None:
 
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
     jobs = JobRepository(client)
-    store = LocalArtifactStore(settings.artifacts_path)
+    store = make_store(settings)
 
     def enqueue(job_id: str, queue: str) -> None:
         enqueue_job(settings.redis_url, job_id, queue)

@@ -6,20 +6,24 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init
+from celery.worker.request import Request
 
 from service.config import get_settings
 from service.domain.errors import ModelpressError
 from service.domain.job import ArtifactInfo, JobState, Progress, utcnow
 from service.domain.spec import JobSpec
 from service.queue import RUN_JOB_TASK
-from service.storage.artifacts import LocalArtifactStore
+from service.storage.artifacts import make_store
 from service.lifecycle import finish_cancel, instance_alive
 from service.storage.jobs import JobNotFound, JobRepository, NoChange
 from worker.celery_app import app
+from worker.guard import MemoryLimitExceeded, memory_guard, memory_problem
 from worker.lifecycle import INSTANCE
 
 log = logging.getLogger("modelpress.worker")
@@ -32,9 +36,17 @@ class JobCancelled(Exception):
     pass
 
 
-def _failure(exc: BaseException) -> dict:
+def hard_time_limit_problem(limit_s: float) -> dict:
+    return {"type": "https://modelpress.dev/problems/time-limit", "title": "Job time limit exceeded", "status": 500,
+            "detail": f"the job ran past its hard time limit ({limit_s:g} s, MODELPRESS_JOB_TIME_LIMIT_S) and was killed"}
+
+
+def _failure(exc: BaseException, elapsed_s: float = 0.0) -> dict:
     if isinstance(exc, ModelpressError):
         return exc.to_problem()
+    hard = get_settings().job_time_limit_s
+    if isinstance(exc, SystemExit) and elapsed_s >= hard - 1:  # the pool's SIGTERM at the hard time limit
+        return hard_time_limit_problem(hard)
     if isinstance(exc, SoftTimeLimitExceeded):
         return {"type": "https://modelpress.dev/problems/time-limit", "title": "Job time limit exceeded", "status": 500,
                 "detail": f"the job ran past its soft time limit ({get_settings().job_soft_time_limit_s} s)"}
@@ -54,11 +66,22 @@ def _logger(jobs: JobRepository, job_id: str):
     return say
 
 
-@app.task(name=RUN_JOB_TASK, bind=True)
+@worker_process_init.connect
+def _preload(**_) -> None:
+    """Import torch and the pipeline when a pool process starts, not inside its first job: a time
+    limit (or the memory guard) landing in the middle of that import would leave torch
+    half-registered in the process for good ("Only a single TORCH_LIBRARY ...")."""
+    import worker.pipeline  # noqa: F401
+    from worker.evaluate import warm_up_mac_counter
+
+    warm_up_mac_counter()
+
+
+@app.task(name=RUN_JOB_TASK, bind=True, Request="worker.tasks:JobRequest")
 def run_job(self, job_id: str) -> None:
     settings = get_settings()
     jobs = JobRepository(redis.Redis.from_url(settings.redis_url, socket_timeout=30))
-    store = LocalArtifactStore(settings.artifacts_path)
+    store = make_store(settings)
     try:
         record = jobs.get(job_id)
     except JobNotFound:
@@ -108,19 +131,28 @@ def run_job(self, job_id: str) -> None:
         if jobs.get(job_id).state == JobState.cancelling:
             raise JobCancelled()
 
+    def killed_for_memory(peak_mb: float) -> None:  # the guard's last resort, just before it SIGKILLs this process
+        say(f"failed: over the memory cap ({peak_mb:.0f} MiB > {settings.worker_max_memory_mb} MiB); process killed", "error")
+        jobs.update(job_id, lambda r: _fail(r, memory_problem(settings.worker_max_memory_mb, peak_mb)))
+
+    started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix=f"modelpress-{job_id}-"))
+    guard_cm = memory_guard(settings.worker_max_memory_mb, on_kill=killed_for_memory)
+    guard = guard_cm.__enter__()
     try:
         from worker.pipeline import run_pipeline
 
         spec = JobSpec.model_validate(record.spec)
+        if spec.device == "auto":  # the API resolved it at submit time (older records: from the queue)
+            spec = spec.model_copy(update={"device": record.device or ("cuda" if record.queue == "gpu" else "cpu")})
         if settings.worker_threads:
             import torch
 
             torch.set_num_threads(settings.worker_threads)
         model_info = record.inputs[0]
-        model_path = store.local_path(job_id, "inputs", model_info.name)
+        model_path = store.fetch(job_id, "inputs", model_info.name, workdir)
         data = {
-            i.name.split(".", 1)[0]: (store.local_path(job_id, "inputs", i.name), i.format)
+            i.name.split(".", 1)[0]: (store.fetch(job_id, "inputs", i.name, workdir), i.format)
             for i in record.inputs[1:]
             if i.name.split(".", 1)[0] in DATA_PARTS
         }
@@ -155,7 +187,7 @@ def run_job(self, job_id: str) -> None:
         finish_cancel(jobs, store, job_id, "cancelled by request")
     except BaseException as exc:  # noqa: BLE001 - every failure must end the job with a reason
         store.remove_area(job_id, "outputs")
-        problem = _failure(exc)
+        problem = guard.problem() if isinstance(exc, MemoryLimitExceeded) and guard else _failure(exc, time.monotonic() - started)
         say(f"failed: {problem['detail']}", "error")
         try:
             if jobs.get(job_id).state == JobState.cancelling:  # e.g. terminated by the cancel grace revoke
@@ -168,4 +200,44 @@ def run_job(self, job_id: str) -> None:
         if not isinstance(exc, Exception):
             raise
     finally:
+        guard_cm.__exit__(None, None, None)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _fail(record, problem: dict) -> None:
+    if record.terminal:
+        raise NoChange
+    record.state = JobState.failed
+    record.error = problem
+    record.finished_at = utcnow()
+
+
+def fail_after_hard_time_limit(jobs: JobRepository, job_id: str, limit_s: float) -> None:
+    """The pool process running the job was killed at the hard time limit: say so in the record
+    (nothing else would: the process is gone, and its worker still heartbeats). A cancelling job ends cancelled."""
+    def change(record) -> None:
+        if record.state == JobState.cancelling:
+            record.state = JobState.cancelled
+            record.finished_at = utcnow()
+            record.progress = Progress(phase="cancelled", fraction=record.progress.fraction, message="cancelled (terminated at the time limit)")
+            return
+        _fail(record, hard_time_limit_problem(limit_s))
+
+    try:
+        if jobs.update(job_id, change) is not None:
+            jobs.log(job_id, f"failed: killed at the hard time limit ({limit_s:g} s)", "error")
+    except JobNotFound:
+        pass
+
+
+class JobRequest(Request):
+    """Celery's request, plus: a hard time limit fails the job's record with the reason."""
+
+    def on_timeout(self, soft, timeout):
+        super().on_timeout(soft, timeout)
+        if not soft and self.name == RUN_JOB_TASK:
+            settings = get_settings()
+            try:
+                fail_after_hard_time_limit(JobRepository(redis.Redis.from_url(settings.redis_url, socket_timeout=10)), self.id, timeout)
+            except Exception:  # noqa: BLE001
+                log.exception("could not mark job %s failed after its hard time limit", self.id)

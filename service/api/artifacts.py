@@ -45,6 +45,7 @@ def _require_succeeded(record: JobRecord) -> None:
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The file, with Content-Length and Repr-Digest"},
+        401: {"model": Problem},
         404: {"model": Problem},
         409: {"model": Problem, "description": "The job has not succeeded"},
         410: {"model": Problem, "description": "The job's files were removed (retention or purge)"},
@@ -58,17 +59,18 @@ def download_artifact(job_id: str, name: str, jobs: JobsDep, store: StoreDep):
     if info is None:
         raise ArtifactNotFound(f"job {job_id} has no artifact {name!r}; it has: {', '.join(a.name for a in record.artifacts)}")
     digest = base64.b64encode(bytes.fromhex(info.sha256)).decode()
+    size, chunks = store.stream(job_id, "outputs", name)  # one read: the length is the streamed object's
     headers = {
-        "Content-Length": str(store.size(job_id, "outputs", name)),
+        "Content-Length": str(size),
         "Repr-Digest": f"sha-256=:{digest}:",
         "Content-Disposition": f'attachment; filename="{name}"',
     }
-    return StreamingResponse(store.iter_chunks(job_id, "outputs", name), media_type=info.media_type, headers=headers)
+    return StreamingResponse(chunks, media_type=info.media_type, headers=headers)
 
 
 @router.get(
     "/jobs/{job_id}/metrics",
-    responses={404: {"model": Problem}, 409: {"model": Problem}, 410: {"model": Problem}},
+    responses={401: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}, 410: {"model": Problem}},
     summary="The job's full metrics (size, latency, fidelity before and after)",
 )
 def get_metrics(job_id: str, jobs: JobsDep, store: StoreDep) -> JSONResponse:
@@ -82,7 +84,7 @@ def get_metrics(job_id: str, jobs: JobsDep, store: StoreDep) -> JSONResponse:
     "/jobs/{job_id}/report",
     response_class=HTMLResponse,
     responses={200: {"content": {"text/html": {}}, "description": "A self-contained HTML page (inline SVG, no scripts)"},
-               404: {"model": Problem}, 409: {"model": Problem}},
+               401: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}},
     summary="The job's human report: verdict, summary, per-layer and latency plots",
 )
 def get_report(job_id: str, request: Request, jobs: JobsDep, store: StoreDep, settings: SettingsDep, download: bool = False) -> HTMLResponse:

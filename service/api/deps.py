@@ -1,4 +1,9 @@
-"""Dependencies the routers ask for, as ``Annotated`` aliases."""
+"""Dependencies the routers ask for, as ``Annotated`` aliases.
+
+``TenantDep`` authenticates the request (``Authorization: Bearer mp_<id>_<secret>``) and names its
+tenant; ``JobsDep`` is the job repository scoped to that tenant, so every read and write of a job
+is scoped without the routes having to remember it.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,21 @@ from typing import Annotated
 
 import redis
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.config import Settings
-from service.storage.artifacts import LocalArtifactStore
-from service.storage.jobs import JobRepository
+from service.config import LOCAL_TENANT, Settings, is_loopback
+from service.domain.errors import Unauthorized
+from service.storage.apikeys import ApiKeyRepository
+from service.storage.artifacts import ArtifactStore
+from service.storage.jobs import JobRepository, TenantJobs
+
+bearer = HTTPBearer(
+    scheme_name="apiKey",
+    bearerFormat="mp_<key id>_<secret>",
+    description="An API key from `modelpress keys create --tenant T`, sent as `Authorization: Bearer <key>`. "
+    "Not needed when the server runs with auth off (loopback binds only).",
+    auto_error=False,
+)
 
 
 def get_settings(request: Request) -> Settings:
@@ -20,15 +36,33 @@ def get_redis(request: Request) -> redis.Redis:
     return request.app.state.redis
 
 
-def get_jobs(request: Request) -> JobRepository:
-    return JobRepository(request.app.state.redis)
+def get_tenant(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+    """The request's tenant: the API key's, or ``local`` when auth is off (loopback clients only)."""
+    if not request.app.state.auth_required:
+        client = request.client.host if request.client else ""
+        if client and not is_loopback(client) and client != "testclient":
+            raise Unauthorized("authentication is off on this server, so it serves loopback clients only")
+        return LOCAL_TENANT
+    if credentials is None:
+        raise Unauthorized("send an API key: Authorization: Bearer mp_<key id>_<secret> (see `modelpress keys create`)")
+    key = ApiKeyRepository(request.app.state.redis).verify(credentials.credentials)
+    if key is None:
+        raise Unauthorized("the API key is unknown, malformed or revoked", error="invalid_token")
+    return key.tenant
 
 
-def get_store(request: Request) -> LocalArtifactStore:
+TenantDep = Annotated[str, Depends(get_tenant)]
+
+
+def get_jobs(request: Request, tenant: TenantDep) -> TenantJobs:
+    return TenantJobs(JobRepository(request.app.state.redis), tenant)
+
+
+def get_store(request: Request) -> ArtifactStore:
     return request.app.state.store
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
-JobsDep = Annotated[JobRepository, Depends(get_jobs)]
-StoreDep = Annotated[LocalArtifactStore, Depends(get_store)]
+JobsDep = Annotated[TenantJobs, Depends(get_jobs)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]

@@ -14,7 +14,7 @@ from typing import Annotated, Any, AsyncIterator
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from service.api.deps import JobsDep
+from service.api.deps import JobsDep, TenantDep
 from service.api.views import LogPage, Problem
 from service.domain.job import JobRecord
 from service.storage import keys
@@ -100,24 +100,23 @@ async def _reread(request: Request, job_id: str) -> JobRecord | None:
 @router.get(
     "/jobs/{job_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": EVENTS_DOC}, 404: {"model": Problem}},
+    responses={200: {"content": {"text/event-stream": {}}, "description": EVENTS_DOC}, 401: {"model": Problem}, 404: {"model": Problem}},
     summary="Live job events (Server-Sent Events) until the job ends",
 )
-async def job_events(job_id: str, request: Request):
+async def job_events(job_id: str, request: Request, tenant: TenantDep):
     aredis = request.app.state.aredis
     pubsub = aredis.pubsub()
     await pubsub.subscribe(keys.job_events(job_id))
     raw = await aredis.get(keys.job(job_id))
-    if raw is None:
+    record = JobRecord.model_validate_json(raw) if raw is not None else None
+    if record is None or record.tenant != tenant:  # another tenant's job is a job that does not exist
         await pubsub.aclose()
         raise JobNotFound(f"no job with id {job_id!r}")
-    record = JobRecord.model_validate_json(raw)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(_stream(request, record, pubsub), media_type="text/event-stream", headers=headers)
 
 
-@router.get("/jobs/{job_id}/logs", response_model=LogPage, responses={404: {"model": Problem}}, summary="The job's log lines")
+@router.get("/jobs/{job_id}/logs", response_model=LogPage, responses={401: {"model": Problem}, 404: {"model": Problem}},
+            summary="The job's log lines")
 def job_logs(job_id: str, jobs: JobsDep, tail: Annotated[int | None, Query(ge=1, le=keys.LOG_MAX_LINES)] = None):
-    if not jobs.exists(job_id):
-        raise JobNotFound(f"no job with id {job_id!r}")
     return LogPage(job_id=job_id, lines=jobs.logs(job_id, tail))

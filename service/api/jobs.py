@@ -18,25 +18,30 @@ from service.datafiles import array_names, check_data_file
 from service.domain.capabilities import data_problems
 from service.api.deps import JobsDep, RedisDep, SettingsDep, StoreDep
 from service.api.views import JobPage, JobView, Problem
-from service.domain.errors import Conflict, InvalidSpec, InvalidUpload, TooManyJobs, Unavailable
+from service.domain.errors import Conflict, InvalidSpec, InvalidUpload, RateLimited, TooManyJobs, Unavailable
 from service.domain.job import TERMINAL, ArtifactInfo, JobRecord, JobState, new_job_id, utcnow
 from service.domain.spec import JobSpec, parse_spec
 from service.inspection import inspect_state_dict, read_catalog
 from service.lifecycle import cancel_job, expire_job
 from service.storage import keys
-from service.queue import enqueue_job, queue_for
+from service.storage.jobs import TenantJobLimit, TenantJobs
+from service.storage.ratelimit import SubmitRateLimiter
+from service.queue import enqueue_job, queue_for, resolve_device
+from service.storage.workers import waiting_reason
 
 log = logging.getLogger("modelpress.api")
 
 router = APIRouter(tags=["jobs"])
 
 PROBLEMS = {
+    401: {"model": Problem, "description": "Missing, unknown or revoked API key (with WWW-Authenticate)"},
     404: {"model": Problem, "description": "Unknown job"},
     409: {"model": Problem, "description": "Idempotency-Key reused with a different request"},
     413: {"model": Problem, "description": "Upload over the size limit"},
     415: {"model": Problem, "description": "Unsupported model format"},
     422: {"model": Problem, "description": "Invalid spec or unusable upload"},
-    429: {"model": Problem, "description": "Too many jobs are queued (MODELPRESS_MAX_QUEUED_JOBS)"},
+    429: {"model": Problem, "description": "With Retry-After: the tenant's submission rate (rate-limited) or unfinished-job "
+          "limit (tenant-job-limit) is reached, or too many jobs are queued (too-many-jobs)"},
     503: {"model": Problem, "description": "Redis or the queue is unavailable"},
 }
 
@@ -81,6 +86,13 @@ def submit_job(
         Header(max_length=IDEMPOTENCY_KEY_MAX, description="Retry-safe submission: the same key and the same request return the same job."),
     ] = None,
 ):
+    allowed, retry_after = SubmitRateLimiter(redis_client, settings.submit_rate_per_min, settings.submit_burst).take(jobs.tenant)
+    if not allowed:
+        raise RateLimited(
+            f"tenant {jobs.tenant!r} may submit {settings.submit_rate_per_min:g} jobs per minute, "
+            f"{settings.submit_burst} at once (MODELPRESS_SUBMIT_RATE_PER_MIN, MODELPRESS_SUBMIT_BURST); retry in {retry_after} s",
+            retry_after_s=retry_after,
+        )
     if len(spec.encode()) > settings.max_spec_bytes:
         raise InvalidSpec(f"spec is longer than {settings.max_spec_bytes} bytes")
     job_spec = parse_spec(spec)
@@ -107,12 +119,13 @@ def submit_job(
         if idempotency_key:
             body = json.dumps(job_spec.model_dump(mode="json"), sort_keys=True) + model_sha + ",".join(data_shas)
             fingerprint = hashlib.sha256(body.encode()).hexdigest()
-            idem_key = keys.idempotency("default", hashlib.sha256(idempotency_key.encode()).hexdigest())
+            idem_key = keys.idempotency(jobs.tenant, hashlib.sha256(idempotency_key.encode()).hexdigest())
             replay = _replay(redis_client, jobs, idem_key, fingerprint)
             if replay is not None:
                 view = JobView.of(replay, base_url(request, settings))
                 return JSONResponse(view.model_dump(mode="json"), status_code=200, headers={"Location": view.links.self})
-        if settings.max_queued_jobs and jobs.queued_count() >= settings.max_queued_jobs:
+        _check_tenant_active(jobs, settings)  # early, before the upload is checked; create() checks again, atomically
+        if settings.max_queued_jobs and jobs.repo.queued_count() >= settings.max_queued_jobs:
             raise TooManyJobs(f"{settings.max_queued_jobs} jobs are already queued; retry later", limit=settings.max_queued_jobs)
         _check_model_upload(upload, job_spec, settings, redis_client)
         _check_students(job_spec, settings, redis_client)
@@ -126,6 +139,7 @@ def submit_job(
                 staged[i] = (f"{part}.{DATA_EXTENSIONS[fmt]}", fmt, path)
                 arrays[part] = array_names(path, fmt, max_tensors=settings.max_tensors, max_parameters=settings.max_parameters)
         _check_data_needs(job_spec, arrays)
+        device = resolve_device(job_spec, redis_client)
         job_id = new_job_id()
         if idem_key is not None and not redis_client.set(
             idem_key, json.dumps({"fingerprint": fingerprint, "job_id": job_id}), nx=True, ex=settings.idempotency_ttl_s
@@ -139,7 +153,7 @@ def submit_job(
             for name, fmt, path in staged:
                 size, sha = store.put_file(job_id, "inputs", name, path)
                 inputs.append(ArtifactInfo(name=name, format=fmt, bytes=size, sha256=sha))
-        except OSError as exc:
+        except (OSError, Unavailable) as exc:  # a disk or the S3 store failed
             store.remove_job(job_id)
             if idem_key is not None:
                 redis_client.delete(idem_key)
@@ -147,28 +161,39 @@ def submit_job(
     now = utcnow()
     record = JobRecord(
         id=job_id,
+        tenant=jobs.tenant,
         spec=job_spec.model_dump(mode="json"),
-        queue=queue_for(job_spec.device),
+        queue=queue_for(device),
+        device=device,
         created_at=now,
         updated_at=now,
         inputs=inputs,
     )
     try:
-        jobs.create(record)
+        jobs.create(record, max_active=settings.tenant_max_active_jobs)
         enqueue_job(settings.redis_url, job_id, record.queue)
     except Exception as exc:
-        log.exception("could not queue job %s", job_id)
+        if not isinstance(exc, TenantJobLimit):
+            log.exception("could not queue job %s", job_id)
         try:
-            jobs.delete(job_id)
+            jobs.repo.delete(job_id, jobs.tenant)
             if idem_key is not None:
                 redis_client.delete(idem_key)
         except Exception:
             log.exception("could not clean up job %s", job_id)
         store.remove_job(job_id)
+        if isinstance(exc, TenantJobLimit):
+            raise
         raise Unavailable("the job could not be queued; Redis may be down. Nothing was kept; retry later.") from exc
     request.app.state.prom.submitted.inc()
     view = JobView.of(record, base_url(request, settings))
     return JSONResponse(view.model_dump(mode="json"), status_code=202, headers={"Location": view.links.self})
+
+
+def _check_tenant_active(jobs: TenantJobs, settings) -> None:
+    limit = settings.tenant_max_active_jobs
+    if limit and jobs.active_count() >= limit:
+        raise TenantJobLimit.of(jobs.tenant, limit)
 
 
 def _replay(redis_client, jobs, idem_key: str, fingerprint: str) -> JobRecord | None:
@@ -260,7 +285,7 @@ def _check_model_upload(path: Path, spec: JobSpec, settings, redis_client) -> No
     )
 
 
-@router.get("/jobs", response_model=JobPage, summary="List jobs, newest first")
+@router.get("/jobs", response_model=JobPage, responses={401: PROBLEMS[401]}, summary="List the tenant's jobs, newest first")
 def list_jobs(
     request: Request,
     settings: SettingsDep,
@@ -274,13 +299,18 @@ def list_jobs(
     return JobPage(items=[JobView.of(r, base) for r in records], next_cursor=next_cursor)
 
 
-@router.get("/jobs/{job_id}", response_model=JobView, responses={404: PROBLEMS[404]}, summary="A job's state, progress and results")
+@router.get("/jobs/{job_id}", response_model=JobView, responses={401: PROBLEMS[401], 404: PROBLEMS[404]}, summary="A job's state, progress and results")
 def get_job(job_id: str, request: Request, settings: SettingsDep, jobs: JobsDep):
-    return JobView.of(jobs.get(job_id), base_url(request, settings))
+    record = jobs.get(job_id)
+    view = JobView.of(record, base_url(request, settings))
+    if record.state == JobState.queued:
+        view.waiting = waiting_reason(jobs.redis, record.queue)
+    return view
 
 
 CANCEL_RESPONSES = {
     200: {"model": JobView, "description": "Cancelled (it was queued), or purged (it had finished)"},
+    401: PROBLEMS[401],
     404: PROBLEMS[404],
     409: {"model": Problem, "description": "The job has already finished (cancel), or has not (purge)"},
 }

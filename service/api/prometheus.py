@@ -1,19 +1,22 @@
 """Prometheus metrics of the service, `GET /metrics` (text exposition format).
 
 Job gauges and the duration histogram are computed from the job records in Redis at scrape time,
-so every API replica reports the same numbers and a restart loses nothing. The upload byte counter
-is per process (Prometheus sums replicas). Queue depth is the length of Celery's Redis lists.
+so every API replica reports the same numbers and a restart loses nothing. The two counters
+(upload bytes, submitted jobs) are Redis integers too (``INCRBY``): correct with several uvicorn
+worker processes behind one port and with several API hosts, which a per-process registry is not
+(a scrape would see one random process). Queue depth is the length of Celery's Redis lists.
 """
 
 from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from service.api.deps import get_tenant
 from service.domain.job import JobRecord, JobState
 from service.queue import QUEUES
 from service.storage import keys
@@ -38,8 +41,9 @@ def _duration(record: JobRecord) -> float | None:
 
 
 class RedisCollector:
-    def __init__(self, app):
+    def __init__(self, app, counters=()):
         self.app = app
+        self.counters = counters
 
     def _records(self, client):
         ids = client.zrevrange(keys.jobs_index(), 0, SCAN_LIMIT - 1)
@@ -65,6 +69,7 @@ class RedisCollector:
                 if seconds is not None:
                     durations.setdefault(method_label(record.spec), []).append(seconds)
             depths = {queue: client.llen(keys.celery_queue(queue)) for queue in sorted(set(QUEUES.values()))}
+            counters = [c.family(client) for c in self.counters]
         except Exception as exc:  # noqa: BLE001 - a scrape must answer even when Redis does not
             log.warning("metrics scrape: redis failed: %s", exc)
             up.add_metric([], 0)
@@ -87,6 +92,25 @@ class RedisCollector:
         for queue, n in depths.items():
             depth.add_metric([queue], n)
         yield depth
+        yield from counters
+
+
+class RedisCounter:
+    """A service-wide counter kept in Redis; ``inc`` never fails a request."""
+
+    def __init__(self, app, name: str, documentation: str):
+        self.app, self.name, self.documentation = app, name, documentation
+
+    def inc(self, amount: float = 1) -> None:
+        try:
+            self.app.state.redis.incrby(keys.stat_counter(self.name), int(amount))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("metrics: could not count %s: %s", self.name, exc)
+
+    def family(self, client) -> CounterMetricFamily:
+        family = CounterMetricFamily(f"modelpress_{self.name}", self.documentation)
+        family.add_metric([], float(client.get(keys.stat_counter(self.name)) or 0))
+        return family
 
 
 class ServiceMetrics:
@@ -94,15 +118,13 @@ class ServiceMetrics:
 
     def __init__(self, app):
         self.registry = CollectorRegistry(auto_describe=False)
-        self.upload_bytes = Counter("modelpress_upload_bytes", "Bytes of model uploads received by POST /jobs",
-                                    registry=self.registry)
-        self.submitted = Counter("modelpress_jobs_submitted", "Jobs accepted by POST /jobs (this process)",
-                                 registry=self.registry)
-        self.registry.register(RedisCollector(app))
+        self.upload_bytes = RedisCounter(app, "upload_bytes", "Bytes of uploads received by POST /jobs (all API processes)")
+        self.submitted = RedisCounter(app, "jobs_submitted", "Jobs accepted by POST /jobs (all API processes)")
+        self.registry.register(RedisCollector(app, counters=(self.upload_bytes, self.submitted)))
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics (text exposition format)",
-            responses={200: {"content": {"text/plain": {}}}})
+            responses={200: {"content": {"text/plain": {}}}}, dependencies=[Depends(get_tenant)])
 def prometheus_metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.prom.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -40,6 +40,11 @@ class JobView(BaseModel):
     attempts: int
     cancel_requested_at: datetime | None = None
     queue: str
+    device: str | None = Field(default=None, description="The device it runs on: the spec's, or what `auto` resolved to.")
+    waiting: str | None = Field(
+        default=None,
+        description="Why a queued job cannot start now, e.g. 'no live GPU worker (queue gpu)'; null when a worker serves its queue.",
+    )
     error: dict[str, Any] | None = Field(default=None, description="Problem details when the job failed.")
     spec: dict[str, Any]
     inputs: list[ArtifactInfo]

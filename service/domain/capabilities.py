@@ -50,12 +50,18 @@ RUNTIMES_DOC: dict[str, str] = {
     "inductor": "torch.compile (inductor, freezing on) of a PT2E int8 graph; artifact: .pt2 ExportedProgram",
     "onnxruntime": "ONNX Runtime CPU execution provider; artifact: int8 .onnx",
 }
-DEVICES: dict[str, str] = {"cpu": "queue cpu", "cuda": "queue gpu"}
+DEVICES: dict[str, str] = {
+    "cpu": "queue cpu",
+    "cuda": "queue gpu",
+    "auto": "queue gpu when a live GPU worker advertises a CUDA device and every step runs on CUDA, else queue cpu; "
+    "the job records the device it got",
+}
 DATA_PARTS: dict[str, str] = {
     "calibration": "inputs for quantize:static_int8 in every runtime (synthetic inputs otherwise, stated in the metrics)",
     "train": "inputs and labels for the training steps (finetune, quantize:qat, distill); inputs alone for distill "
     "and for finetune with distill_from_original",
-    "eval": "inputs and optional labels: fidelity on real inputs, top-1 accuracy before/after when labelled",
+    "eval": "inputs and optional labels: fidelity on real inputs; integer labels: top-1 accuracy before/after with 95% "
+            "intervals; float labels (regression targets): MSE before/after",
 }
 DATA_FORMATS: dict[str, str] = {
     "npz": "numpy .npz with arrays 'inputs' and optional 'labels' (no object arrays; loaded with allow_pickle=False)",
@@ -201,9 +207,16 @@ class Problem:
         return {"loc": self.loc, "msg": self.msg, "type": self.type}
 
 
+def cuda_possible(model_format: str, steps: list[StepConfig]) -> bool:
+    """Can every step run on CUDA (what ``device: auto`` needs before it picks the gpu queue)?"""
+    return all(METHODS[type(s)].reason(model_format, "cuda") is None for s in steps)
+
+
 def problems_for(model_format: str, device: str, steps: list[StepConfig], outputs: list[str]) -> list[Problem]:
     """Every impossible combination in a spec, each with its reason."""
     problems: list[Problem] = []
+    if device == "auto":
+        device = "cpu"  # auto can always fall back to cpu
     for i, step in enumerate(steps):
         cap = METHODS[type(step)]
         reason = cap.reason(model_format, device)

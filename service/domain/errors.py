@@ -1,6 +1,7 @@
 """The one exception hierarchy. Each error renders as RFC 9457 problem details.
 
     ModelpressError                       500 internal
+    ├── Unauthorized                      401 unauthorized (missing, unknown or revoked API key)
     ├── NotFound                          404 job-not-found, artifact-not-found
     ├── Conflict                          409 job-not-finished, job-finished, illegal-transition,
     │                                         idempotency-key-reused
@@ -10,7 +11,9 @@
     ├── UnsafeUpload                      422 upload-unsafe (pickles)
     ├── UnsupportedUpload                 415 upload-unsupported (unknown format)
     ├── UploadTooLarge                    413 upload-too-large
-    ├── TooManyJobs                       429 too-many-jobs (MODELPRESS_MAX_QUEUED_JOBS)
+    ├── TooManyJobs                       429 too-many-jobs (MODELPRESS_MAX_QUEUED_JOBS),
+    │   │                                     tenant-job-limit (MODELPRESS_TENANT_MAX_ACTIVE_JOBS)
+    │   └── RateLimited                   429 rate-limited (MODELPRESS_SUBMIT_RATE_PER_MIN)
     └── Unavailable                       503 unavailable (Redis or workers down)
 
 A failed job stores the same shape (``to_problem()``) in its record.
@@ -85,9 +88,24 @@ class Gone(ModelpressError):
     status, slug, title = 410, "gone", "Gone"
 
 
+class Unauthorized(ModelpressError):
+    """401 with ``WWW-Authenticate: Bearer`` (RFC 6750); the detail never echoes the key."""
+
+    status, slug, title = 401, "unauthorized", "A valid API key is required"
+
+    def __init__(self, detail: str, *, error: str | None = None, **extra: Any):
+        super().__init__(detail, **extra)
+        challenge = 'Bearer realm="modelpress"' + (f', error="{error}"' if error else "")
+        self.headers = {"WWW-Authenticate": challenge}
+
+
 class TooManyJobs(ModelpressError):
     status, slug, title = 429, "too-many-jobs", "Too many jobs are waiting"
 
     def __init__(self, detail: str, *, retry_after_s: int = 30, **extra: Any):
         super().__init__(detail, **extra)
         self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class RateLimited(TooManyJobs):
+    slug, title = "rate-limited", "Too many job submissions; slow down"

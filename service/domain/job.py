@@ -66,6 +66,7 @@ class JobRecord(BaseModel):
     state: JobState = JobState.queued
     spec: dict[str, Any]
     queue: str = "cpu"
+    device: str | None = Field(default=None, description="the device it runs on: the spec's, or what `auto` resolved to")
     progress: Progress = Field(default_factory=Progress)
     created_at: datetime
     started_at: datetime | None = None

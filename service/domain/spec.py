@@ -13,7 +13,7 @@ from service.domain.steps import Step
 
 ModelFormat = Literal["safetensors", "torchscript"]
 OutputFormat = Literal["safetensors", "torchscript", "onnx", "pt2"]
-Device = Literal["cpu", "cuda"]
+Device = Literal["cpu", "cuda", "auto"]
 DType = Literal["float32", "float16", "bfloat16", "int64", "int32"]
 
 
@@ -102,7 +102,7 @@ class JobSpec(Strict):
                     f"outputs: 'safetensors' holds a plain float state_dict and cannot carry a model after {label}; "
                     "ask for 'torchscript'"
                 )
-        if self.device != "cpu":
+        if self.device == "cuda":
             for i, step in enumerate(self.steps):
                 if step.label in CPU_ONLY_KINDS:
                     raise ValueError(f"steps[{i}] ({step.label}) produces CPU int8 kernels; use device 'cpu'")

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import redis
 
-from service.domain.errors import NotFound
+from service.domain.errors import NotFound, TooManyJobs
 from service.domain.job import JobRecord, JobState, check_transition, utcnow
 from service.storage import keys
 
@@ -15,6 +15,15 @@ from service.storage import keys
 class JobNotFound(NotFound):
     slug = "job-not-found"
     title = "Job not found"
+
+
+class TenantJobLimit(TooManyJobs):
+    slug, title = "tenant-job-limit", "Too many unfinished jobs for this tenant"
+
+    @classmethod
+    def of(cls, tenant: str, limit: int) -> "TenantJobLimit":
+        return cls(f"tenant {tenant!r} has {limit} unfinished jobs (queued, running or cancelling), its limit "
+                   "(MODELPRESS_TENANT_MAX_ACTIVE_JOBS); retry when one has finished", limit=limit, retry_after_s=10)
 
 
 class NoChange(Exception):
@@ -29,6 +38,7 @@ def _index(pipe, record: JobRecord) -> None:
         pipe.srem(keys.queued_jobs(), record.id)
     if record.terminal:
         pipe.srem(keys.live_jobs(), record.id)
+        pipe.srem(keys.tenant_active(record.tenant), record.id)
         if record.state == JobState.expired:
             pipe.zrem(keys.finished_jobs(), record.id)
         else:
@@ -36,20 +46,36 @@ def _index(pipe, record: JobRecord) -> None:
             pipe.zadd(keys.finished_jobs(), {record.id: finished})
     else:
         pipe.sadd(keys.live_jobs(), record.id)
+        pipe.sadd(keys.tenant_active(record.tenant), record.id)
 
 
 class JobRepository:
     def __init__(self, client: redis.Redis):
         self.redis = client
 
-    def create(self, record: JobRecord) -> None:
-        pipe = self.redis.pipeline()
-        pipe.set(keys.job(record.id), record.model_dump_json(), nx=True)
-        pipe.zadd(keys.jobs_index(), {record.id: record.created_at.timestamp() * 1000})
-        _index(pipe, record)
-        created = pipe.execute()[0]
-        if not created:
-            raise RuntimeError(f"job id collision: {record.id}")
+    def create(self, record: JobRecord, *, max_active: int = 0) -> None:
+        """Store a new record. With ``max_active``, atomically refuse (TenantJobLimit) when its tenant
+        already has that many unfinished jobs."""
+        active = keys.tenant_active(record.tenant)
+        while True:
+            with self.redis.pipeline() as pipe:
+                try:
+                    if max_active:
+                        pipe.watch(active)
+                        if pipe.scard(active) >= max_active:
+                            raise TenantJobLimit.of(record.tenant, max_active)
+                    pipe.multi()
+                    pipe.set(keys.job(record.id), record.model_dump_json(), nx=True)
+                    score = record.created_at.timestamp() * 1000
+                    pipe.zadd(keys.jobs_index(), {record.id: score})
+                    pipe.zadd(keys.tenant_jobs(record.tenant), {record.id: score})
+                    _index(pipe, record)
+                    created = pipe.execute()[0]
+                except redis.WatchError:
+                    continue
+            if not created:
+                raise RuntimeError(f"job id collision: {record.id}")
+            return
 
     def get(self, job_id: str) -> JobRecord:
         raw = self.redis.get(keys.job(job_id))
@@ -159,8 +185,11 @@ class JobRepository:
             position += len(ids)
         return records, position
 
-    def delete(self, job_id: str) -> None:
+    def delete(self, job_id: str, tenant: str | None = None) -> None:
         pipe = self.redis.pipeline()
+        if tenant is not None:
+            pipe.zrem(keys.tenant_jobs(tenant), job_id)
+            pipe.srem(keys.tenant_active(tenant), job_id)
         pipe.delete(keys.job(job_id), keys.job_log(job_id))
         pipe.zrem(keys.jobs_index(), job_id)
         pipe.zrem(keys.finished_jobs(), job_id)
@@ -185,6 +214,87 @@ class JobRepository:
     def logs(self, job_id: str, tail: int | None = None) -> list[dict[str, Any]]:
         start = -tail if tail else 0
         return [json.loads(raw) for raw in self.redis.lrange(keys.job_log(job_id), start, -1)]
+
+
+class TenantJobs:
+    """One tenant's view of the repository: every read and write of the API goes through it.
+
+    A job of another tenant is indistinguishable from a job that does not exist (JobNotFound, 404)."""
+
+    def __init__(self, repo: JobRepository, tenant: str):
+        self.repo = repo
+        self.tenant = tenant
+        self.redis = repo.redis
+
+    def get(self, job_id: str) -> JobRecord:
+        record = self.repo.get(job_id)
+        if record.tenant != self.tenant:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return record
+
+    def exists(self, job_id: str) -> bool:
+        try:
+            self.get(job_id)
+        except JobNotFound:
+            return False
+        return True
+
+    def active_count(self) -> int:
+        """The tenant's unfinished jobs (queued, running, cancelling)."""
+        return int(self.redis.scard(keys.tenant_active(self.tenant)))
+
+    def create(self, record: JobRecord, *, max_active: int = 0) -> None:
+        if record.tenant != self.tenant:
+            raise ValueError(f"record of tenant {record.tenant!r} created as {self.tenant!r}")
+        self.repo.create(record, max_active=max_active)
+
+    def delete(self, job_id: str) -> None:
+        self.get(job_id)
+        self.repo.delete(job_id, self.tenant)
+
+    def update(self, job_id: str, change: Callable[[JobRecord], None]) -> JobRecord | None:
+        def scoped(record: JobRecord) -> None:
+            if record.tenant != self.tenant:
+                raise JobNotFound(f"no job with id {job_id!r}")
+            change(record)
+
+        return self.repo.update(job_id, scoped)
+
+    def logs(self, job_id: str, tail: int | None = None) -> list[dict[str, Any]]:
+        self.get(job_id)
+        return self.repo.logs(job_id, tail)
+
+    def keep_record_for(self, job_id: str, seconds: int) -> None:
+        self.repo.keep_record_for(job_id, seconds)
+
+    def list(self, *, state: JobState | None = None, limit: int = 20, cursor: int = 0) -> tuple[list[JobRecord], int | None]:
+        """Newest first, from the tenant's own index; ids whose record has gone are pruned from it."""
+        records: list[JobRecord] = []
+        index = keys.tenant_jobs(self.tenant)
+        position = cursor
+        batch = max(limit, 50)
+        while len(records) < limit:
+            ids = [_text(i) for i in self.redis.zrevrange(index, position, position + batch - 1)]
+            if not ids:
+                return records, None
+            gone: list[str] = []
+            for offset, (job_id, raw) in enumerate(zip(ids, self.redis.mget([keys.job(i) for i in ids]))):
+                if raw is None:
+                    gone.append(job_id)
+                    continue
+                record = JobRecord.model_validate_json(raw)
+                if record.tenant == self.tenant and (state is None or record.state == state):
+                    records.append(record)
+                    if len(records) == limit:
+                        self._prune(gone)
+                        return records, position + offset + 1 - len(gone)
+            self._prune(gone)
+            position += len(ids) - len(gone)
+        return records, position
+
+    def _prune(self, gone: list[str]) -> None:
+        if gone:
+            self.redis.zrem(keys.tenant_jobs(self.tenant), *gone)
 
 
 def update_event(record: JobRecord) -> dict[str, Any]:

@@ -61,6 +61,18 @@ def worker_heartbeat_pattern() -> str:
     return f"{PREFIX}worker:*"
 
 
+def queue_workers(queue: str) -> str:
+    """Sorted set: names of workers consuming ``queue``, scored by their last heartbeat (unix s).
+    A member is live while its ``worker_heartbeat`` key exists; the top score says when the queue last
+    had a worker (the gpu wait counts from there)."""
+    return f"{PREFIX}workers:{queue}"
+
+
+def stat_counter(name: str) -> str:
+    """String (integer): a service-wide counter (e.g. ``upload_bytes``), shared by every API process."""
+    return f"{PREFIX}stats:{name}"
+
+
 def catalog() -> str:
     """String: the worker-published catalog (architectures with config schemas) as JSON."""
     return f"{PREFIX}catalog"
@@ -84,3 +96,29 @@ def expected_shapes(digest: str) -> str:
 def celery_queue(name: str) -> str:
     """List: Celery's Redis-transport queue (kombu names it after the queue; not ours, read for queue depth)."""
     return name
+
+
+def api_key(key_id: str) -> str:
+    """String: one API key's record as JSON {key_id, tenant, name, created_at, secret_sha256, revoked_at};
+    never the key itself."""
+    return f"{PREFIX}apikey:{key_id}"
+
+
+def api_keys_index() -> str:
+    """Sorted set: API key ids scored by creation time (s)."""
+    return f"{PREFIX}apikeys"
+
+
+def tenant_jobs(tenant: str) -> str:
+    """Sorted set: one tenant's job ids scored by creation time (ms); GET /jobs pages through it."""
+    return f"{PREFIX}tenant:{tenant}:jobs"
+
+
+def tenant_active(tenant: str) -> str:
+    """Set: one tenant's unfinished jobs (queued, running, cancelling); the concurrency limit counts it."""
+    return f"{PREFIX}tenant:{tenant}:active"
+
+
+def submit_bucket(tenant: str) -> str:
+    """Hash {tokens, ts_us} with TTL: one tenant's token bucket for the POST /jobs rate limit."""
+    return f"{PREFIX}tenant:{tenant}:submit-bucket"

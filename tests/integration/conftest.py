@@ -17,12 +17,14 @@ FAST_ENV = {
     "MODELPRESS_LATENCY_WARMUP": "3",
     "MODELPRESS_WORKER_HEARTBEAT_S": "1",
     "MODELPRESS_INSPECT_TIMEOUT_S": "60",  # CI machines are slow; a skipped check would accept the upload
+    "MODELPRESS_SUBMIT_RATE_PER_MIN": "0",  # the shared stack's tests submit in bursts; test_auth checks the limits
+    "MODELPRESS_TENANT_MAX_ACTIVE_JOBS": "0",
 }
 
 
-def start_stack(data_dir, **env: str) -> Stack:
+def start_stack(data_dir, api_log_level: str = "warning", **env: str) -> Stack:
     """A private stack (redis-server, uvicorn, one Celery worker); ``env`` adds MODELPRESS_ settings."""
-    s = Stack(data_dir=data_dir, api_port=free_port(), extra_env={**FAST_ENV, **env})
+    s = Stack(data_dir=data_dir, api_port=free_port(), extra_env={**FAST_ENV, **env}, api_log_level=api_log_level)
     try:
         s.start(ready_timeout=180)
     except Exception:
@@ -61,6 +63,16 @@ def nothing_left_behind(api, artifact_root):
     assert job_count(api) == before_jobs
     assert stored_job_dirs(artifact_root) == before_dirs
     assert staging_files(artifact_root) == []
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 endpoint (a moto.server process on a free loopback port), shared by the session."""
+    from tests.integration.s3server import start_s3_server
+
+    server = start_s3_server(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture

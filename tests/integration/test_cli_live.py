@@ -12,14 +12,20 @@ from tests.integration.helpers import spec
 INT8 = {"method": "quantize", "kind": "dynamic_int8"}
 
 
-def test_submit_wait_logs_report(stack, digits_mlp_path, tmp_path, capsys):
+def test_submit_wait_logs_report(stack, digits_mlp_path, digits_test_set, tmp_path, capsys):
+    import numpy as np
+
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps(spec(INT8)))
+    eval_file = tmp_path / "eval.npz"
+    x_test, y_test = digits_test_set
+    np.savez(eval_file, inputs=np.asarray(x_test[:100], np.float32), labels=np.asarray(y_test[:100], np.int64))
     url = ["--url", stack.base_url]
-    assert main(["submit", str(digits_mlp_path), "--spec", str(spec_file), "--wait", *url]) == EXIT_OK
+    assert main(["submit", str(digits_mlp_path), "--spec", str(spec_file), "--eval", str(eval_file), "--wait", *url]) == EXIT_OK
     out, err = capsys.readouterr()
     assert "100%" in err and "succeeded" in err  # the progress bar, fed by the event stream
     assert "verdict: " in out and "x smaller" in out
+    assert "top-1 accuracy " in out and "95% CI" in out  # the eval set went along
     job_id = out.split(":", 1)[0].strip()
 
     assert main(["logs", job_id, *url]) == EXIT_OK
@@ -31,7 +37,7 @@ def test_submit_wait_logs_report(stack, digits_mlp_path, tmp_path, capsys):
     report = tmp_path / "r.html"
     assert main(["report", job_id, "-o", str(report), "--json", *url]) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["path"] == str(report)
-    assert report.read_text().count("<svg") == 3
+    assert report.read_text().count("<svg") == 4  # + MACs
 
     with ModelpressClient(stack.base_url) as client:  # the SDK
         events = list(client.events(job_id))

@@ -30,6 +30,13 @@ def test_real_job_metrics_validate_against_the_published_schema(api, finished_jo
     assert metrics["schema"] == "modelpress.metrics/v1"
     assert metrics["after"]["layers"][0]["dtype"] == "qint8"
     assert set(metrics["provenance"]["cpu"]["flags"]) >= {"avx2", "avx512", "vnni", "amx"}
+    before, after = metrics["before"], metrics["after"]
+    assert before["macs"]["macs"] == 784 * 300 + 300 * 100 + 100 * 10 == after["macs"]["macs"]  # unstructured: dense MACs
+    assert [lat["batch_size"] for lat in after["latency"]] == [1, 16]
+    assert all(lat["p99"] >= lat["p50"] and lat["throughput"] > 0 for lat in before["latency"] + after["latency"])
+    assert before["memory"]["rss_peak_growth_bytes"] > 0 and after["memory"]["rss_peak_growth_bytes"] > 0
+    assert metrics["verdict"]["simulated_only"] is False and metrics["fidelity"]["source"] == "synthetic"
+    assert metrics["verdict"]["quality"]["metric"] == "output_cosine"
 
 
 def test_report_is_a_downloadable_html_page_with_svg_plots(api, finished_job):
@@ -37,10 +44,11 @@ def test_report_is_a_downloadable_html_page_with_svg_plots(api, finished_job):
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     html = response.text
-    assert html.count("<svg") == 3 and "<script" not in html
+    assert html.count("<svg") == 4 and "<script" not in html  # layer size, sparsity, latency, MACs
     assert finished_job["id"] in html and "Verdict" in html and "batch 16" in html
     download = api.get(f"/jobs/{finished_job['id']}/report", params={"download": True})
     assert download.headers["content-disposition"] == f'attachment; filename="{finished_job["id"]}-report.html"'
+    assert download.text == html
     assert finished_job["links"]["report"].endswith(f"/jobs/{finished_job['id']}/report")
 
 

@@ -137,3 +137,46 @@ def test_retention_expires_finished_jobs_and_keeps_the_record(jobs, store, tmp_p
     private_redis.delete(keys.job("j_test1"))  # the record's TTL ran out
     run_sweep(jobs, store, settings, calls, later_s=200)
     assert private_redis.zcard(keys.jobs_index()) == 0
+
+
+def gpu_job(jobs, job_id="j_gpu1") -> JobRecord:
+    now = utcnow()
+    jobs.create(JobRecord(id=job_id, spec={}, queue="gpu", device="cuda", created_at=now, updated_at=now))
+    return jobs.get(job_id)
+
+
+def test_a_gpu_job_without_a_gpu_worker_fails_after_the_wait(jobs, store):
+    settings = Settings(gpu_wait_s=30, worker_heartbeat_s=1)
+    record = gpu_job(jobs)
+    calls = Calls()
+    assert sweep(jobs, store, settings, enqueue=calls.enqueue, revoke=calls.revoke, now=record.updated_at + timedelta(seconds=29))["unserved"] == []
+    assert jobs.get(record.id).state == JobState.queued
+    done = sweep(jobs, store, settings, enqueue=calls.enqueue, revoke=calls.revoke, now=record.updated_at + timedelta(seconds=31))
+    assert done["unserved"] == [record.id]
+    failed = jobs.get(record.id)
+    assert failed.state == JobState.failed and failed.error["type"].endswith("/no-gpu-worker")
+    assert "no live GPU worker (queue gpu) for 30 s" in failed.error["detail"]
+
+
+def test_a_gpu_job_waits_while_a_gpu_worker_lives_and_counts_from_its_last_heartbeat(jobs, store, private_redis):
+    from service.storage.workers import forget, record_heartbeat
+
+    settings = Settings(gpu_wait_s=30, worker_heartbeat_s=1)
+    record = gpu_job(jobs)
+    calls = Calls()
+    record_heartbeat(private_redis, "gpu-0@h", ["gpu"], {"name": "gpu-0@h", "queues": ["gpu"], "cuda": None}, ttl_s=30)
+    later = record.updated_at + timedelta(seconds=3600)
+    assert sweep(jobs, store, settings, enqueue=calls.enqueue, revoke=calls.revoke, now=later)["unserved"] == []
+    forget(private_redis, "gpu-0@h")  # gone now, but it was seen a moment ago: the wait starts from then
+    assert sweep(jobs, store, settings, enqueue=calls.enqueue, revoke=calls.revoke,
+                 now=utcnow() + timedelta(seconds=20))["unserved"] == []
+    assert sweep(jobs, store, settings, enqueue=calls.enqueue, revoke=calls.revoke,
+                 now=utcnow() + timedelta(seconds=40))["unserved"] == [record.id]
+
+
+def test_gpu_wait_zero_waits_forever(jobs, store):
+    record = gpu_job(jobs)
+    calls = Calls()
+    done = sweep(jobs, store, Settings(gpu_wait_s=0), enqueue=calls.enqueue, revoke=calls.revoke,
+                 now=record.updated_at + timedelta(days=30))
+    assert done["unserved"] == [] and jobs.get(record.id).state == JobState.queued

@@ -45,3 +45,15 @@ def test_follow_falls_back_to_polling_when_the_stream_fails():
         client.wait = lambda job_id, on_update=None: client_wait(job_id, interval=0.01, on_update=on_update)
         assert follow(client, "j_x")["state"] == "succeeded"
     assert len(polls) == 2
+
+
+def test_verdict_line_says_simulated_only_and_gives_the_interval():
+    from modelpress.cli import verdict_line
+    from tests.unit.test_report import FULL
+
+    line = verdict_line({**FULL, "verdict": {**FULL["verdict"], "macs_ratio": 2.119}})
+    assert line == ("verdict: 3.82x smaller, 0.80x speed (not faster; simulated only: no real low-precision kernel ran), "
+                    "2.12x fewer MACs, top-1 accuracy 95.0% -> 94.0% (drop 1.0 points, 95% CI 0.0 to 2.0)")
+    no_labels = {k: v for k, v in FULL.items() if k != "quality"}
+    no_labels["verdict"] = {**FULL["verdict"], "simulated_only": False, "faster": True, "speedup": 1.31}
+    assert verdict_line(no_labels).endswith("1.31x speed (faster), output cosine 0.9980, top-1 agreement 97.0% (synthetic inputs)")

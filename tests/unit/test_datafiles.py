@@ -47,3 +47,13 @@ def test_labels_must_match_inputs(tmp_path):
     np.savez(path, inputs=np.ones((5, 3), np.float32), labels=np.arange(4))
     with pytest.raises(InvalidUpload, match="one per input"):
         load_data("eval", path, "npz", torch.float32)
+
+
+def test_float_labels_are_regression_targets(tmp_path):
+    path = tmp_path / "r.npz"
+    np.savez(path, inputs=np.ones((5, 3), np.float32), labels=np.linspace(0, 1, 10, dtype=np.float32).reshape(5, 2))
+    data = load_data("eval", path, "npz", torch.float32)
+    assert data.labels.is_floating_point() and data.labels.shape == (5, 2)
+    np.savez(path, inputs=np.ones((5, 3), np.float32), labels=np.ones(4, np.float32))
+    with pytest.raises(InvalidUpload, match="one row per input"):
+        load_data("eval", path, "npz", torch.float32)

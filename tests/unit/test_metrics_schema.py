@@ -21,11 +21,18 @@ SPEC = {
 
 
 @pytest.fixture(scope="module")
-def pipeline_metrics(digits_mlp_path, tmp_path_factory):
+def pipeline_metrics(digits_mlp_path, digits_test_set, tmp_path_factory):
+    """A real pipeline run with a labelled eval set (real held-out digits)."""
+    import numpy as np
+
     from worker.pipeline import run_pipeline
 
-    result = run_pipeline(JobSpec.model_validate(SPEC), digits_mlp_path, tmp_path_factory.mktemp("work"),
-                          progress=lambda *a: None, check_cancelled=lambda: None, warmup=1, runs=3, input_sha256="ab" * 32)
+    work = tmp_path_factory.mktemp("work")
+    x_test, y_test = digits_test_set
+    np.savez(work / "eval.npz", inputs=np.asarray(x_test, np.float32), labels=np.asarray(y_test, np.int64))
+    result = run_pipeline(JobSpec.model_validate(SPEC), digits_mlp_path, work,
+                          progress=lambda *a: None, check_cancelled=lambda: None, warmup=1, runs=3, input_sha256="ab" * 32,
+                          data={"eval": (work / "eval.npz", "npz")}, data_sha256={"eval.npz": "cd" * 32})
     return json.loads(json.dumps(result.metrics, default=str))  # exactly what the worker writes
 
 
@@ -37,15 +44,75 @@ def test_pipeline_metrics_validate_against_the_json_schema(pipeline_metrics):
     assert [lat.batch_size for lat in parsed.after.latency] == [1, 8]
 
 
-def test_layer_tables_show_pruning_and_int8(pipeline_metrics):
-    before, after = pipeline_metrics["before"]["layers"], pipeline_metrics["after"]["layers"]
-    assert [l["name"] for l in before] == ["0", "2", "4"] == [l["name"] for l in after]
-    assert before[0] == {"name": "0", "type": "Linear", "shape": [300, 784], "dtype": "float32",
-                         "sparsity": before[0]["sparsity"], "bytes": (300 * 784 + 300) * 4}
-    assert before[0]["sparsity"] < 0.01
-    assert after[0]["dtype"] == "qint8" and after[0]["type"] == "DynamicQuantizedLinear"
-    assert after[0]["bytes"] == 300 * 784 + 300 * 4  # int8 weight, float bias
-    assert after[0]["sparsity"] > 0.8
+def test_real_metrics_carry_macs_tail_latency_memory_and_intervals(pipeline_metrics):
+    before, after, verdict = pipeline_metrics["before"], pipeline_metrics["after"], pipeline_metrics["verdict"]
+    assert before["macs"]["macs"] == 784 * 300 + 300 * 100 + 100 * 10  # dense: unstructured zeros still multiply
+    assert after["macs"]["macs"] == before["macs"]["macs"] and "int8 modules" in after["macs"]["method"]
+    for lat in before["latency"] + after["latency"]:
+        assert lat["p50"] <= lat["p90"] <= lat["p99"]
+        assert lat["throughput"] == pytest.approx(lat["batch_size"] * 1000 / lat["mean"], rel=1e-3)
+    assert before["memory"]["rss_peak_growth_bytes"] > 1_000_000  # the float weights alone are ~1 MB
+    assert "VmHWM" in after["memory"]["method"]
+    q = pipeline_metrics["quality"]
+    assert q["metric"] == "top1_accuracy" and q["count"] == 360
+    lo, hi = q["accuracy_before_ci95"]
+    assert lo < q["top1_accuracy_before"] < hi
+    lo, hi = q["accuracy_drop_ci95"]
+    assert lo <= q["accuracy_drop"] <= hi
+    assert verdict["quality"]["metric"] == "top1_accuracy" and verdict["simulated_only"] is False
+    assert pipeline_metrics["fidelity"]["source"] == "eval"
+    assert pipeline_metrics["provenance"]["input_sha256"] == {"model": "ab" * 32, "eval.npz": "cd" * 32}
+    assert pipeline_metrics["provenance"]["libraries"]["torch"].startswith("2.")
+
+
+def test_structured_pruning_shows_fewer_macs():
+    import torch
+
+    from worker.architectures import build_model
+    from worker.methods import StepContext, apply_step
+    from service.domain.steps import StructuredPrune
+
+    torch.manual_seed(0)
+    model = build_model("mlp", {"sizes": [784, 300, 100, 10]}).eval()
+    x = torch.randn(1, 784)
+    dense = evaluate.count_macs(model, x)["macs"]
+    ctx = StepContext(device=torch.device("cpu"), example_input=x, seed=0, check_cancelled=lambda: None)
+    pruned = apply_step(model, StructuredPrune(amount=0.5), ctx)
+    assert evaluate.count_macs(pruned, x)["macs"] < 0.6 * dense
+
+
+def test_confidence_intervals():
+    import torch
+
+    assert evaluate.wilson_interval(90, 100) == pytest.approx([0.8256, 0.9448], abs=1e-4)  # textbook value
+    assert evaluate.wilson_interval(0, 10)[0] == 0.0
+    diff = torch.tensor([1.0] * 10 + [0.0] * 90)
+    lo, hi = evaluate.paired_bootstrap(diff, seed=0)
+    assert lo < 0.1 < hi and evaluate.paired_bootstrap(diff, seed=0) == [lo, hi]  # seeded: deterministic
+    assert evaluate.mcnemar_exact_p(10, 0) == pytest.approx(2 / 1024, abs=1e-6)
+    assert evaluate.mcnemar_exact_p(3, 3) == 1.0
+
+
+def test_regression_quality_reports_mse():
+    import torch
+
+    targets = torch.linspace(0, 1, 50).reshape(50, 1)
+    q = evaluate.regression_quality(targets.clone(), targets + 0.1, targets, seed=0)
+    assert q["metric"] == "mse" and q["mse_before"] == 0 and q["mse_after"] == pytest.approx(0.01, rel=1e-4)
+    assert q["mse_increase_ci95"][0] == pytest.approx(0.01, rel=1e-3)
+
+
+def test_goal_search_keys_validate_and_stay_strict(pipeline_metrics):
+    """The contract of goal search / sensitivity analysis (synthetic values, the real rest)."""
+    from tests.unit.test_report import SEARCH
+
+    schema = metrics_json_schema()
+    jsonschema.validate({**pipeline_metrics, **SEARCH}, schema)
+    for key, broken in (("candidates", [{k: v for k, v in SEARCH["candidates"][0].items() if k != "pareto"}]),
+                        ("goal", {"spec": {}, "met": "yes", "diagnosis": None}),
+                        ("sensitivity", {**SEARCH["sensitivity"], "kind": "distill"})):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**pipeline_metrics, **SEARCH, key: broken}, schema)
 
 
 def test_schema_rejects_a_wrong_version_and_missing_fields(pipeline_metrics):
@@ -63,6 +130,25 @@ def test_cpu_info_reads_model_and_flags(tmp_path):
                        "flags\t\t: fpu sse avx2 avx512f avx512_vnni amx_tile amx_int8\n\nprocessor\t: 1\n")
     info = evaluate.cpu_info(str(cpuinfo))
     assert info["model"] == "Intel(R) Xeon(R) Platinum 8480+"
-    assert info["flags"] == {"avx2": True, "avx512": True, "avx512_vnni": True, "avx_vnni": False, "amx": True, "vnni": True}
+    assert info["flags"] == {"avx2": True, "avx512": True, "avx512_vnni": True, "avx_vnni": False, "amx": True, "vnni": True,
+                             "avx512_fp16": False, "avx512_bf16": False, "amx_bf16": False, "amx_fp16": False}
     cpuinfo.write_text("model name\t: Old\nflags\t\t: fpu sse sse2\n")
     assert not any(evaluate.cpu_info(str(cpuinfo))["flags"].values())
+
+
+def test_float_labels_give_mse_quality_that_validates():
+    import torch
+
+    from service.domain.metrics import Quality
+    from worker.data import Dataset
+    from worker.pipeline import _quality, quality_verdict
+
+    torch.manual_seed(0)
+    model, half = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    half.load_state_dict({k: v * 0.5 for k, v in model.state_dict().items()})
+    data = Dataset(torch.randn(40, 3), torch.randn(40, 2))
+    q = _quality(model, half, data, torch.device("cpu"), seed=0)
+    Quality.model_validate(q)
+    assert q["metric"] == "mse" and q["count"] == 40 and q["mse_increase"] == pytest.approx(q["mse_after"] - q["mse_before"], abs=1e-6)
+    verdict = quality_verdict({"cosine_similarity": 0.9, "inputs": "x"}, q)
+    assert verdict["metric"] == "mse" and verdict["change"] == q["mse_increase"]

@@ -76,3 +76,65 @@ def test_low_fidelity_earns_a_caution_and_a_warning_box():
     poor = {**fine, "fidelity": {**METRICS["fidelity"], "cosine_similarity": 0.87}}
     html = render_report(JOB, poor)
     assert 'class="verdict warn"' in html and "the outputs differ noticeably" in html
+
+
+def cand(label, kb, acc, pareto=False, chosen=False, meets=True, error=None):
+    return {"label": label, "steps": ["prune magnitude 50%", "quantize dynamic_int8"], "file_bytes": kb * 1000,
+            "latency_ms": 0.2, "accuracy": acc, "accuracy_drop": 0.95 - acc if acc is not None else None, "speedup": 1.2,
+            "meets_goal": meets, "pareto": pareto, "chosen": chosen, "seconds": 1.5, "error": error}
+
+
+# The goal-search / sensitivity contract (metrics["candidates"], ["goal"], ["sensitivity"]), synthetic values.
+SEARCH = {
+    "candidates": [cand("int8", 280, 0.95, pareto=True, chosen=True), cand("prune 50% + int8", 250, 0.93, pareto=True),
+                   cand("prune 90% + int8", 120, 0.80, pareto=True, meets=False), cand("fp16", 540, 0.949),
+                   cand("svd rank 32", 400, 0.90), cand("broken", 1, None, error="ValueError: x")],
+    "goal": {"spec": {"max_accuracy_drop": 0.01}, "met": True, "diagnosis": None},
+    "sensitivity": {"kind": "quantize", "metric": "top1_accuracy",
+                    "layers": [{"name": "0", "type": "Linear", "delta": 0.002}, {"name": "2", "type": "Linear", "delta": 0.011},
+                               {"name": "4", "type": "Linear", "delta": -0.001}]},
+}
+
+FULL = {
+    **METRICS,
+    "before": {**METRICS["before"], "macs": {"macs": 266_200, "input_shape": [1, 784], "method": "FlopCounterMode"},
+               "memory": {"rss_peak_growth_bytes": 14_000_000, "method": "peak RSS growth (VmHWM)"},
+               "latency": [dict(lat(1, 0.2), p99=0.4, mean=0.21, throughput=4761.9), dict(lat(32, 1.5), p99=2.0, mean=1.6, throughput=20000.0)]},
+    "after": {**METRICS["after"], "macs": {"macs": 125_600, "input_shape": [1, 784], "method": "FlopCounterMode"},
+              "memory": {"rss_peak_growth_bytes": 9_000_000, "method": "peak RSS growth (VmHWM)"},
+              "latency": [dict(lat(1, 0.25, "eager"), p99=0.5, mean=0.26, throughput=3846.2), dict(lat(32, 0.9, "eager"), p99=1.1, mean=0.95, throughput=33684.2)]},
+    "quality": {"dataset": "eval", "count": 360, "metric": "top1_accuracy", "method": "Wilson", "top1_accuracy_before": 0.95,
+                "top1_accuracy_after": 0.94, "accuracy_before_ci95": [0.92, 0.97], "accuracy_after_ci95": [0.91, 0.96],
+                "accuracy_drop": 0.01, "accuracy_drop_ci95": [0.0, 0.02], "mcnemar_p": 0.2},
+    "verdict": {**METRICS["verdict"], "simulated_only": True, "simulated_reasons": ["quantize:weight_only_int8: dequantized"]},
+    **SEARCH,
+}
+
+
+def svgs_of(html):
+    found = re.findall(r"<svg.*?</svg>", html, flags=re.S)
+    return [ET.fromstring(svg) for svg in found]  # each well-formed
+
+
+def test_report_plots_macs_pareto_front_and_sensitivity():
+    html = render_report(JOB, FULL)
+    titles = [svg.find("{http://www.w3.org/2000/svg}title").text for svg in svgs_of(html)]
+    assert titles == ["Layer size", "Layer sparsity", "Latency p50 by batch size", "Multiply-accumulates per forward pass",
+                      "Accuracy against size", "Per-layer sensitivity: top1_accuracy drop when only that layer is quantized"]
+    pareto = svgs_of(html)[4]
+    ns = "{http://www.w3.org/2000/svg}"
+    on_front = [c for c in pareto.iter(ns + "circle") if c.get("class") == "pareto"]
+    dominated = [c for c in pareto.iter(ns + "circle") if c.get("class") == "candidate"]
+    assert len(on_front) == 3 and len(dominated) == 2  # the errored candidate is not plotted
+    front = pareto.find(ns + "polyline").get("points").split()
+    assert len(front) == 3 and [float(p.split(",")[0]) for p in front] == sorted(float(p.split(",")[0]) for p in front)
+    sens_bars = [r for r in svgs_of(html)[5].iter(ns + "rect")]
+    assert len(sens_bars) == 3 and float(sens_bars[0].get("width")) > float(sens_bars[1].get("width"))  # largest first
+    assert "simulated only" in html and "95% CI 92.0% to 97.0%" in html and "p99" in html and "samples/s" in html
+    assert "2.12x fewer" in html and "Goal met" in html and "error: ValueError: x" in html
+    assert "<script" not in html
+
+
+def test_pareto_chart_with_no_plottable_candidate():
+    html = render_report(JOB, {**FULL, "candidates": [cand("x", 1, None, error="boom")]})
+    assert "No candidate has both" in html

@@ -28,7 +28,7 @@ def make_student(model: nn.Module, step: Distill, ctx: StepContext) -> nn.Module
         if isinstance(model, torch.jit.ScriptModule):
             raise InvalidSpec("distill: a pruned-copy student needs a safetensors upload with an architecture")
         prune = StructuredPrune(amount=spec.prune_amount, importance=spec.importance, round_to=spec.round_to)
-        return structured_prune(copy.deepcopy(model), prune, ctx)
+        return structured_prune(copy.deepcopy(model).requires_grad_(True), prune, ctx)
     from worker.architectures import InvalidArchitectureConfig, UnknownArchitecture, build_model
 
     torch.manual_seed(ctx.seed)

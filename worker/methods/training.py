@@ -21,6 +21,7 @@ from service.domain.errors import InvalidSpec
 from worker.methods.registry import StepContext
 
 REPORT_EVERY_S = 0.5  # progress updates go to Redis: at most this often within an epoch
+CHECK_EVERY_S = 0.2  # cancellation checks read Redis: at the start of every epoch, then at most this often
 
 
 @dataclass
@@ -59,10 +60,13 @@ def hinton_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float
 
 
 @torch.no_grad()
-def teacher_outputs(teacher: nn.Module, inputs: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+def teacher_outputs(teacher: nn.Module, inputs: torch.Tensor, batch_size: int, ctx: StepContext) -> torch.Tensor:
     """The teacher's outputs on every input, once (the teacher does not change while the student learns)."""
     teacher.eval()
-    outs = [_tensor(teacher(chunk.to(device))).float() for chunk in inputs.split(max(batch_size, 256))]
+    outs = []
+    for chunk in inputs.split(max(batch_size, 256)):
+        ctx.check_cancelled()
+        outs.append(_tensor(teacher(chunk.to(ctx.device))).float())
     return torch.cat(outs)
 
 
@@ -91,9 +95,10 @@ def train(
     model.to(device)
     torch.manual_seed(ctx.seed)
     generator = torch.Generator().manual_seed(ctx.seed)
-    soft = teacher_outputs(objective.teacher, inputs, batch_size, device) if objective.teacher is not None else None
+    soft = teacher_outputs(objective.teacher, inputs, batch_size, ctx) if objective.teacher is not None else None
     labels = objective.labels
     params = [p for p in model.parameters() if p.is_floating_point()]
+    was_trainable = [p.requires_grad for p in params]
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(params, lr=lr)
@@ -101,8 +106,10 @@ def train(
     masks = {n: m.to(device) for n, m in (masks or {}).items()}
     n = int(inputs.shape[0])
     batches = (n + batch_size - 1) // batch_size
+    if n > 1 and n % batch_size == 1:
+        batches -= 1  # no last batch of one sample (BatchNorm cannot train on it); shuffling varies who sits out
     started = time.monotonic()
-    last_report = 0.0
+    last_report = last_check = 0.0
     losses: list[float] = []
     stopped = None
     completed = 0
@@ -113,7 +120,10 @@ def train(
         order = torch.randperm(n, generator=generator)
         total, seen = 0.0, 0
         for b in range(batches):
-            ctx.check_cancelled()
+            now = time.monotonic()
+            if b == 0 or now - last_check >= CHECK_EVERY_S:  # a Redis read: not on every tiny batch
+                last_check = now
+                ctx.check_cancelled()
             if max_seconds is not None and time.monotonic() - started >= max_seconds:
                 stopped = f"max_seconds ({max_seconds:g} s) reached in epoch {epoch + 1}/{epochs} after {b} of {batches} batches"
                 break
@@ -121,8 +131,8 @@ def train(
             out = _tensor(model(inputs[idx].to(device)))
             loss = out.new_zeros(())
             if soft is not None:
-                hard_weight = objective.alpha if labels is not None else 1.0
-                loss = loss + hard_weight * hinton_loss(out, soft[idx], objective.temperature)
+                soft_weight = objective.alpha if labels is not None else 1.0
+                loss = loss + soft_weight * hinton_loss(out, soft[idx], objective.temperature)
             if labels is not None:
                 ce = F.cross_entropy(out, labels[idx].to(device))
                 loss = loss + ((1 - objective.alpha) if soft is not None else 1.0) * ce
@@ -153,8 +163,8 @@ def train(
             break
         completed += 1
     model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    for p, flag in zip(params, was_trainable):
+        p.requires_grad_(flag)  # as before: torch-pruning's graph tracing, for one, needs grad-tracking parameters
     record = {
         "step": label,
         "objective": objective.describe(),
