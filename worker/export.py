@@ -16,9 +16,10 @@ from modelpress import packed
 from modelpress.artifacts import MANIFEST_KEY, load_packed, load_pruned, read_manifest
 from worker.onnx_export import load_onnx, write_onnx
 
-ARTIFACT_NAMES = {"safetensors": "model.safetensors", "torchscript": "model.torchscript.pt", "onnx": "model.onnx", "packed": "model.mpk"}
+ARTIFACT_NAMES = {"safetensors": "model.safetensors", "torchscript": "model.torchscript.pt", "onnx": "model.onnx", "pt2": "model.pt2",
+                  "packed": "model.mpk"}
 MEDIA_TYPES = {"safetensors": "application/vnd.safetensors", "torchscript": "application/zip", "onnx": "application/onnx",
-               "packed": packed.MEDIA_TYPE}
+               "pt2": "application/zip", "packed": packed.MEDIA_TYPE}
 
 
 def write_safetensors(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None) -> None:
@@ -42,6 +43,50 @@ def write_torchscript(model: nn.Module, path: Path, example: torch.Tensor, manif
         except Exception:
             scripted = torch.jit.trace(model, example, check_trace=False)
         torch.jit.save(scripted, str(path))
+
+
+def write_exported_program(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None) -> dict:
+    """A ``torch.export`` ExportedProgram of a PT2E int8 graph, batch dimension dynamic where it can be."""
+    from worker.methods.pt2e import at_least_two, batch_dim
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.export.export(model, (at_least_two(example),), dynamic_shapes=batch_dim())
+            dynamic = True
+        except Exception:  # noqa: BLE001 - a graph that specialised on its batch: one shape only
+            program = torch.export.export(model, (example,))
+            dynamic = False
+        program.example_inputs = None  # else torch.export.save stores the example batch too
+        torch.export.save(program, str(path))
+    return {"format": "torch.export ExportedProgram", "torch": torch.__version__, "dynamic_batch": dynamic,
+            "load": "import torchao.quantization.pt2e.quantize_pt2e; torch._inductor.config.freezing = True; "
+            "torch.compile(torch.export.load(path).module())", "passed": True}
+
+
+class CompiledProgram:
+    """A loaded .pt2 under ``torch.compile`` (inductor, freezing): compiles on the first call of each shape."""
+
+    def __init__(self, path: Path):
+        import torch._inductor.config as inductor_config
+        import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401  registers quantized_decomposed ops for load
+
+        # Global, not options=: options={"freezing": True} fails on PT2E graphs (onednn.qlinear_prepack).
+        inductor_config.freezing = True
+        self.module = torch.export.load(str(path)).module()
+        self.compiled = torch.compile(self.module, dynamic=False)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.compiled(x)
+
+    def eval(self) -> "CompiledProgram":
+        return self
+
+    def to(self, device) -> "CompiledProgram":
+        if torch.device(device).type != "cpu":
+            raise ValueError("the inductor artifact is measured on the CPU")
+        return self
 
 
 def state_arrays(model: nn.Module) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
@@ -79,6 +124,7 @@ WRITERS: dict[str, Callable[..., dict | None]] = {
     "safetensors": write_safetensors,
     "torchscript": write_torchscript,
     "onnx": write_onnx,
+    "pt2": write_exported_program,
     "packed": write_packed,
 }
 
@@ -91,6 +137,8 @@ def load_for_measurement(fmt: str, path: Path, rebuild: Callable[[], nn.Module])
             return torch.jit.load(str(path), map_location="cpu").eval(), "torchscript"
     if fmt == "onnx":
         return load_onnx(path), "onnxruntime"
+    if fmt == "pt2":
+        return CompiledProgram(path), "inductor"
     if fmt == "packed":  # a storage format: measured unpacked, as the eager model it rebuilds
         return load_packed(path, skeleton=rebuild()), "eager"
     if fmt == "safetensors":

@@ -6,12 +6,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from service.domain.capabilities import problems_for
+from service.domain.capabilities import problems_for, quantize_runtime
+from service.domain.steps.quantize import RUNTIME_OUTPUT
 from service.domain.errors import InvalidSpec
 from service.domain.steps import Step
 
 ModelFormat = Literal["safetensors", "torchscript"]
-OutputFormat = Literal["safetensors", "torchscript", "onnx", "packed"]
+OutputFormat = Literal["safetensors", "torchscript", "onnx", "pt2", "packed"]
 Device = Literal["cpu", "cuda", "auto"]
 DType = Literal["float32", "float16", "bfloat16", "int64", "int32"]
 
@@ -78,8 +79,8 @@ class JobSpec(Strict):
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     outputs: list[OutputFormat] = Field(
         default_factory=list,
-        description="Artifact formats; default: packed after quantize:kmeans, safetensors when the model stays plain float, "
-        "else torchscript.",
+        description="Artifact formats; default: packed after quantize:kmeans, safetensors when the model stays plain float, else the "
+        "quantize step's runtime's format (eager: torchscript, inductor: pt2, onnxruntime: onnx).",
     )
     seed: int = 0
 
@@ -104,7 +105,7 @@ class JobSpec(Strict):
                     f"steps[{i}] ({later.label}) cannot follow steps[{quantize_at}] ({label}): a quantized model's weights "
                     "can no longer be pruned, factorized or quantized again; put quantization last"
                 )
-            if "safetensors" in self.outputs and label not in FLOAT_KINDS:
+            if "safetensors" in self.outputs and label not in FLOAT_KINDS and getattr(self.steps[quantize_at], "runtime", "eager") == "eager":
                 raise ValueError(
                     f"outputs: 'safetensors' holds a plain float state_dict and cannot carry a model after {label}; "
                     "ask for 'torchscript'"
@@ -128,6 +129,9 @@ class JobSpec(Strict):
     def resolved_outputs(self) -> list[str]:
         if self.outputs:
             return list(self.outputs)
+        runtime = quantize_runtime(list(self.steps))
+        if runtime is not None:
+            return [RUNTIME_OUTPUT[runtime]]
         if self.model.format == "torchscript" or any(s.method == "quantize" and s.label not in FLOAT_KINDS for s in self.steps):
             return ["torchscript"]
         if any(s.label in FLOAT_KINDS for s in self.steps):

@@ -9,7 +9,9 @@ from pydantic import Field
 from service.domain.steps.base import StepConfig
 from service.domain.steps.lowrank import SVDLowRank
 from service.domain.steps.prune import MagnitudePrune, RandomPrune, StructuredPrune
-from service.domain.steps.quantize import BFloat16, DynamicInt8, Float16, KMeansQuantize, StaticInt8, WeightOnlyInt8
+from service.domain.steps.quantize import (
+    RUNTIME_OUTPUT, RUNTIMES, BFloat16, DynamicInt8, Float16, KMeansQuantize, QuantizeConfig, StaticInt8, WeightOnlyInt8,
+)
 from service.domain.steps.train import Distill, FineTune, QATInt8, Student, TrainingBudget
 
 PruneStep = Annotated[Union[MagnitudePrune, RandomPrune, StructuredPrune], Field(discriminator="kind")]
@@ -50,6 +52,9 @@ __all__ = [
     "StaticInt8",
     "KMeansQuantize",
     "SVDLowRank",
+    "QuantizeConfig",
+    "RUNTIMES",
+    "RUNTIME_OUTPUT",
     "FineTune",
     "Distill",
     "QATInt8",

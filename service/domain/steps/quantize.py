@@ -8,46 +8,64 @@ from pydantic import Field, field_validator, model_validator
 
 from service.domain.steps.base import StepConfig
 
+Runtime = Literal["eager", "inductor", "onnxruntime"]
+RUNTIMES: tuple[str, ...] = ("eager", "inductor", "onnxruntime")
+# the artifact format each runtime is written as (and measured in)
+RUNTIME_OUTPUT: dict[str, str] = {"eager": "torchscript", "inductor": "pt2", "onnxruntime": "onnx"}
 
-class DynamicInt8(StepConfig):
+
+class QuantizeConfig(StepConfig):
+    """Base of the quantize kinds: every one says which runtime its artifact is written for."""
+
+    runtime: Runtime = Field(
+        default="eager",
+        description="Where the artifact runs and is measured: 'eager' (TorchScript, torch's own int8 kernels), "
+        "'inductor' (a torch.export .pt2 to load and torch.compile with freezing), 'onnxruntime' (an int8 .onnx). "
+        "GET /capabilities lists which kinds support which runtime.",
+    )
+
+
+class DynamicInt8(QuantizeConfig):
     """int8 weights, activations quantized on the fly (Linear, LSTM, GRU). No data needed."""
 
     method: Literal["quantize"] = "quantize"
     kind: Literal["dynamic_int8"] = "dynamic_int8"
 
 
-class WeightOnlyInt8(StepConfig):
+class WeightOnlyInt8(QuantizeConfig):
     """int8 weights (per output channel), float activations: a smaller file; speed depends on the runtime."""
 
     method: Literal["quantize"] = "quantize"
     kind: Literal["weight_only_int8"] = "weight_only_int8"
 
 
-class Float16(StepConfig):
+class Float16(QuantizeConfig):
     """Cast weights and compute to float16; inputs and outputs stay float32 at the artifact's edge."""
 
     method: Literal["quantize"] = "quantize"
     kind: Literal["fp16"] = "fp16"
 
 
-class BFloat16(StepConfig):
+class BFloat16(QuantizeConfig):
     """Cast weights and compute to bfloat16; inputs and outputs stay float32 at the artifact's edge."""
 
     method: Literal["quantize"] = "quantize"
     kind: Literal["bf16"] = "bf16"
 
 
-class StaticInt8(StepConfig):
+class StaticInt8(QuantizeConfig):
     """int8 weights and activations with scales calibrated ahead of time (Linear, Conv, fused ReLU/BN).
 
     Calibrates on the job's data when given, else on seeded synthetic inputs of the declared shape
     (recorded in the metrics' notes: synthetic calibration gives poorer activation ranges).
+    eager: FX graph mode -> TorchScript; inductor: PT2E + X86InductorQuantizer -> .pt2;
+    onnxruntime: ONNX Runtime static QDQ -> .onnx.
     """
 
     method: Literal["quantize"] = "quantize"
     kind: Literal["static_int8"] = "static_int8"
-    calibration_batches: int = Field(default=8, ge=1, le=256, description="Batches of synthetic calibration inputs.")
-    calibration_batch_size: int = Field(default=32, ge=1, le=1024)
+    calibration_batches: int = Field(default=8, ge=1, le=256, description="Batches of synthetic calibration inputs (when no calibration part is uploaded).")
+    calibration_batch_size: int = Field(default=32, ge=1, le=1024, description="Batch size of calibration passes.")
 
     @model_validator(mode="after")
     def _whole_graph(self) -> "StaticInt8":
