@@ -131,3 +131,19 @@ def load_pruned(path: str | Path, skeleton=None):
     model = rebuild(manifest, skeleton)
     model.load_state_dict(load_file(str(path)), strict=True)
     return model.eval()
+
+
+def load_packed(path: str | Path, skeleton=None):
+    """Load a packed artifact (``model.mpk``, docs/packed-format.md) as a plain float model, in eval mode.
+
+    The file is checked (checksums), decoded to a state_dict (codebook values, sparse zeros: exact) and
+    loaded strictly into the architecture its manifest names.
+    """
+    from modelpress.packed import read_header, unpack
+
+    manifest = read_header(path).get("manifest")
+    if manifest is None:
+        raise ValueError(f"{path}: the packed file carries no architecture manifest; use modelpress.unpack(path) for its state_dict")
+    model = rebuild(manifest, skeleton)
+    model.load_state_dict(unpack(path, framework="pt"), strict=True)
+    return model.eval()

@@ -163,6 +163,30 @@ def cmd_example_model(args) -> int:
     return 0
 
 
+def cmd_unpack(args) -> int:
+    """A packed file (.mpk) to a plain safetensors state_dict; torch-free, no pickle."""
+    from modelpress.packed import PackedFormatError, unpack_to_safetensors
+
+    out = Path(args.out or Path(args.file).with_suffix(".safetensors"))
+    try:
+        header = unpack_to_safetensors(args.file, out)
+    except (PackedFormatError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_JOB_FAILED
+    tensors = header["tensors"]
+    if args.json:
+        print(json.dumps({"file": str(args.file), "out": str(out), "tensors": len(tensors), "bytes": out.stat().st_size,
+                          "encodings": {t["name"]: t["encoding"] for t in tensors}}))
+    else:
+        counts: dict[str, int] = {}
+        for t in tensors:
+            counts[t["encoding"]] = counts.get(t["encoding"], 0) + 1
+        how = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        print(f"wrote {out}: {len(tensors)} tensors ({how}), {out.stat().st_size:,} bytes"
+              + (f"; architecture {header['manifest']['architecture']!r} in its metadata" if header.get("manifest") else ""))
+    return EXIT_OK
+
+
 def _client(args) -> ModelpressClient:
     return ModelpressClient(args.url, api_key=args.api_key)
 
@@ -386,6 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("example-model", help="write a trained mlp [784,300,100,10] as safetensors")
     ex.add_argument("-o", "--out", default="mlp.safetensors")
     ex.set_defaults(func=cmd_example_model)
+
+    up_ = sub.add_parser("unpack", help="turn a packed artifact (.mpk) into a plain safetensors state_dict")
+    up_.add_argument("file")
+    up_.add_argument("-o", "--out", help="safetensors file to write (default: FILE with .safetensors)")
+    up_.add_argument("--json", action="store_true", help="machine-readable output")
+    up_.set_defaults(func=cmd_unpack)
 
     def remote(p):
         p.add_argument("--url", default="http://127.0.0.1:8000", help="the API's base URL")

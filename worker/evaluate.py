@@ -23,15 +23,35 @@ def _tensors(value):
             yield from _tensors(v)
 
 
+def _onnx_weights(model) -> list[tuple[str, torch.Tensor]] | None:
+    """The weight initializers of an ONNX-backed model (runtime onnxruntime), as tensors; None otherwise."""
+    proto = getattr(model, "proto", None)
+    if proto is None:
+        return None
+    from onnx import numpy_helper
+
+    weights = []
+    for init in proto().graph.initializer:
+        array = numpy_helper.to_array(init)
+        if array.ndim >= 1 and array.size > 1 and array.dtype.kind in "fiu":  # weights/biases, not scalar scales
+            if init.name.endswith(("_scale", "_zero_point")):
+                continue
+            weights.append((init.name, torch.from_numpy(array.copy())))
+    return weights
+
+
 def parameter_stats(model: nn.Module) -> dict:
-    """Counts over the state_dict's weights (quantized packed weights included), not buffers."""
+    """Counts over the state_dict's weights (quantized packed weights included), not buffers.
+    For an ONNX-backed model: over its weight initializers (int8 weights count 1 byte each)."""
     count = nonzero = nbytes = 0
     dtypes: dict[str, int] = {}
-    for name, value in model.state_dict().items():
+    onnx_weights = _onnx_weights(model)
+    items = onnx_weights if onnx_weights is not None else model.state_dict().items()
+    for name, value in items:
         if name.endswith(SKIP_SUFFIXES):
             continue
         for t in _tensors(value):
-            if not (t.is_floating_point() or t.is_quantized or t.dtype == torch.int8):
+            if not (t.is_floating_point() or t.is_quantized or t.dtype in (torch.int8, torch.uint8)):
                 continue
             data = t.int_repr() if t.is_quantized else t
             count += t.numel()
@@ -61,6 +81,16 @@ def layers(model: nn.Module) -> list[dict]:
     """One row per module that owns a weight: name, type, weight shape and dtype, weight sparsity,
     and bytes of its weight and bias as stored (int8 weights count 1 byte each)."""
     rows = []
+    onnx_weights = _onnx_weights(model)
+    if onnx_weights is not None:
+        for name, weight in onnx_weights:
+            if weight.dim() < 2:
+                continue
+            rows.append({"name": name, "type": "onnx initializer", "shape": list(weight.shape),
+                         "dtype": str(weight.dtype).replace("torch.", ""),
+                         "sparsity": round(1 - int(torch.count_nonzero(weight)) / weight.numel(), 6),
+                         "bytes": int(weight.numel() * weight.element_size())})
+        return rows
     for name, module in model.named_modules():
         weight = _weight(module, "weight")
         if weight is None or not (weight.is_floating_point() or weight.is_quantized):
@@ -138,6 +168,15 @@ def paired_latency(models: list, example: torch.Tensor, *, warmup: int, runs: in
             sync()
             times.append((time.perf_counter() - start) * 1000)
     return [_summary(times, example, warmup, runtime) for times, runtime in zip(samples, runtimes)]
+
+
+@torch.inference_mode()
+@quiet()
+def first_call_seconds(model, example: torch.Tensor) -> float:
+    """One call, timed: for compiled runtimes this is the compile for that shape, kept out of the timings."""
+    start = time.perf_counter()
+    model(example)
+    return round(time.perf_counter() - start, 3)
 
 
 def percentile(sorted_samples: list[float], q: float) -> float:

@@ -7,15 +7,19 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from modelpress.artifacts import MANIFEST_KEY, load_pruned, read_manifest
+from modelpress import packed
+from modelpress.artifacts import MANIFEST_KEY, load_packed, load_pruned, read_manifest
 from worker.onnx_export import load_onnx, write_onnx
 
-ARTIFACT_NAMES = {"safetensors": "model.safetensors", "torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
-MEDIA_TYPES = {"safetensors": "application/vnd.safetensors", "torchscript": "application/zip", "onnx": "application/onnx"}
+ARTIFACT_NAMES = {"safetensors": "model.safetensors", "torchscript": "model.torchscript.pt", "onnx": "model.onnx", "pt2": "model.pt2",
+                  "packed": "model.mpk"}
+MEDIA_TYPES = {"safetensors": "application/vnd.safetensors", "torchscript": "application/zip", "onnx": "application/onnx",
+               "pt2": "application/zip", "packed": packed.MEDIA_TYPE}
 
 
 def write_safetensors(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None) -> None:
@@ -41,11 +45,87 @@ def write_torchscript(model: nn.Module, path: Path, example: torch.Tensor, manif
         torch.jit.save(scripted, str(path))
 
 
+def write_exported_program(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None) -> dict:
+    """A ``torch.export`` ExportedProgram of a PT2E int8 graph, batch dimension dynamic where it can be."""
+    from worker.methods.pt2e import at_least_two, batch_dim
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.export.export(model, (at_least_two(example),), dynamic_shapes=batch_dim())
+            dynamic = True
+        except Exception:  # noqa: BLE001 - a graph that specialised on its batch: one shape only
+            program = torch.export.export(model, (example,))
+            dynamic = False
+        program.example_inputs = None  # else torch.export.save stores the example batch too
+        torch.export.save(program, str(path))
+    return {"format": "torch.export ExportedProgram", "torch": torch.__version__, "dynamic_batch": dynamic,
+            "load": "import torchao.quantization.pt2e.quantize_pt2e; torch._inductor.config.freezing = True; "
+            "torch.compile(torch.export.load(path).module())", "passed": True}
+
+
+class CompiledProgram:
+    """A loaded .pt2 under ``torch.compile`` (inductor, freezing): compiles on the first call of each shape."""
+
+    def __init__(self, path: Path):
+        import torch._inductor.config as inductor_config
+        import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401  registers quantized_decomposed ops for load
+
+        # Global, not options=: options={"freezing": True} fails on PT2E graphs (onednn.qlinear_prepack).
+        inductor_config.freezing = True
+        self.module = torch.export.load(str(path)).module()
+        self.compiled = torch.compile(self.module, dynamic=False)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.compiled(x)
+
+    def eval(self) -> "CompiledProgram":
+        return self
+
+    def to(self, device) -> "CompiledProgram":
+        if torch.device(device).type != "cpu":
+            raise ValueError("the inductor artifact is measured on the CPU")
+        return self
+
+
+def state_arrays(model: nn.Module) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
+    """The state_dict as numpy arrays (bfloat16 as its uint16 bits, named in the second dict)."""
+    arrays, dtypes = {}, {}
+    for name, value in model.state_dict().items():
+        if not isinstance(value, torch.Tensor) or value.is_quantized:
+            raise ValueError(f"the packed format holds plain tensors; {name!r} is quantized: put the int8 step aside or ask for torchscript")
+        value = value.detach().contiguous().cpu()
+        if value.dtype == torch.bfloat16:
+            arrays[name], dtypes[name] = value.view(torch.int16).numpy().view("<u2"), "BF16"
+        else:
+            arrays[name] = value.numpy()
+    return arrays, dtypes
+
+
+def write_packed(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None) -> dict:
+    """The packed transport format (docs/packed-format.md), then a bit-exact round-trip check of what was written."""
+    arrays, dtypes = state_arrays(model)
+    summary = packed.pack(arrays, path, manifest=manifest, dtypes=dtypes)
+    _, back = packed.read_raw(path)
+    mismatched = [n for n, a in arrays.items() if n not in back or back[n][1].tobytes() != np.ascontiguousarray(a).tobytes()]
+    if mismatched or set(back) != set(arrays):
+        raise RuntimeError(f"packed round trip is not bit-exact for {mismatched[:3]}")
+    encodings: dict[str, int] = {}
+    for t in summary["tensors"].values():
+        encodings[t["encoding"]] = encodings.get(t["encoding"], 0) + 1
+    shared = {n: t["codebook_size"] for n, t in summary["tensors"].items() if "codebook_size" in t}
+    return {"round_trip": "bit-exact", "passed": True, "encodings": encodings, "codebook_sizes": shared,
+            "header_bytes": summary["header_bytes"]}
+
+
 # A writer returns None, or the check it ran on what it wrote (recorded in metrics.artifacts[name].check).
 WRITERS: dict[str, Callable[..., dict | None]] = {
     "safetensors": write_safetensors,
     "torchscript": write_torchscript,
     "onnx": write_onnx,
+    "pt2": write_exported_program,
+    "packed": write_packed,
 }
 
 
@@ -57,6 +137,10 @@ def load_for_measurement(fmt: str, path: Path, rebuild: Callable[[], nn.Module])
             return torch.jit.load(str(path), map_location="cpu").eval(), "torchscript"
     if fmt == "onnx":
         return load_onnx(path), "onnxruntime"
+    if fmt == "pt2":
+        return CompiledProgram(path), "inductor"
+    if fmt == "packed":  # a storage format: measured unpacked, as the eager model it rebuilds
+        return load_packed(path, skeleton=rebuild()), "eager"
     if fmt == "safetensors":
         from safetensors.torch import load_file
 

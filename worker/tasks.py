@@ -145,10 +145,7 @@ def run_job(self, job_id: str) -> None:
         spec = JobSpec.model_validate(record.spec)
         if spec.device == "auto":  # the API resolved it at submit time (older records: from the queue)
             spec = spec.model_copy(update={"device": record.device or ("cuda" if record.queue == "gpu" else "cpu")})
-        if settings.worker_threads:
-            import torch
-
-            torch.set_num_threads(settings.worker_threads)
+        _set_job_threads(settings.worker_threads)
         model_info = record.inputs[0]
         model_path = store.fetch(job_id, "inputs", model_info.name, workdir)
         data = {
@@ -242,3 +239,18 @@ class JobRequest(Request):
                 fail_after_hard_time_limit(JobRepository(redis.Redis.from_url(settings.redis_url, socket_timeout=10)), self.id, timeout)
             except Exception:  # noqa: BLE001
                 log.exception("could not mark job %s failed after its hard time limit", self.id)
+
+
+_startup_threads: int | None = None
+
+
+def _set_job_threads(configured: int) -> None:
+    """Every job compresses with the same torch thread count: the configured one, else the count the
+    process started with. (Measurement lowers it to ``evaluate.threads``; without this reset, a
+    worker's later jobs would train with the previous job's measurement threads.)"""
+    global _startup_threads
+    import torch
+
+    if _startup_threads is None:
+        _startup_threads = torch.get_num_threads()
+    torch.set_num_threads(configured or _startup_threads)

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from service.domain.goal import Goal
@@ -17,7 +17,10 @@ from service.domain.steps import (
     DynamicInt8,
     FineTune,
     Float16,
+    RUNTIME_OUTPUT,
+    KMeansQuantize,
     MagnitudePrune,
+    QuantizeConfig,
     QATInt8,
     RandomPrune,
     StaticInt8,
@@ -41,7 +44,17 @@ OUTPUT_FORMATS: dict[str, str] = {
     "safetensors": "a plain float state_dict (architecture uploads only)",
     "torchscript": "a torch.jit.save() archive, int8 included",
     "onnx": "ONNX (opset 17, legacy exporter), checked with onnx.checker and verified against torch with onnxruntime; "
-    "not after int8 quantization",
+    "after int8 quantization only with runtime 'onnxruntime' (then an int8 QDQ / integer-op file made by ONNX Runtime)",
+    "packed": "model.mpk, the packed transport format (docs/packed-format.md): sparse weights with relative indexes, "
+    "k-means codebooks, zstd; a storage format: unpack with `modelpress unpack` or modelpress.artifacts.load_packed "
+    "(latency is measured on the unpacked model); architecture uploads only, not after int8/fp16/bf16",
+    "pt2": "a torch.export ExportedProgram (.pt2) of a PT2E int8 graph, for quantize runtime 'inductor' only: "
+    "load with torch.export.load and torch.compile with inductor freezing (README, Loading artifacts)",
+}
+RUNTIMES_DOC: dict[str, str] = {
+    "eager": "torch eager int8 kernels (fbgemm/onednn); artifact: TorchScript",
+    "inductor": "torch.compile (inductor, freezing on) of a PT2E int8 graph; artifact: .pt2 ExportedProgram",
+    "onnxruntime": "ONNX Runtime CPU execution provider; artifact: int8 .onnx",
 }
 DEVICES: dict[str, str] = {
     "cpu": "queue cpu",
@@ -50,9 +63,9 @@ DEVICES: dict[str, str] = {
     "the job records the device it got",
 }
 DATA_PARTS: dict[str, str] = {
-    "calibration": "inputs for quantize:static_int8 (synthetic inputs otherwise, stated in the metrics)",
-    "train": "inputs and labels for the training steps (finetune, quantize:qat, distill); inputs alone for distill "
-    "and for finetune with distill_from_original; with a goal, also calibrates static int8 when no calibration part is given",
+    "calibration": "inputs for quantize:static_int8 in every runtime (synthetic inputs otherwise, stated in the metrics)",
+    "train": "inputs and labels for the training steps (finetune, quantize:qat, distill) and quantize:kmeans's codebook "
+    "fine-tuning; inputs alone for distill and for finetune with distill_from_original; with a goal, also calibrates static int8 when no calibration part is given",
     "eval": "inputs and optional labels: fidelity on real inputs; integer labels: top-1 accuracy before/after with 95% "
             "intervals; float labels (regression targets): MSE before/after; required by a goal with max_accuracy_drop "
             "(with integer labels for metric top1)",
@@ -62,7 +75,7 @@ DATA_FORMATS: dict[str, str] = {
     "safetensors": "tensors 'inputs' and optional 'labels'",
 }
 OUTPUTS_BY_FORMAT: dict[str, tuple[str, ...]] = {
-    "safetensors": ("safetensors", "torchscript", "onnx"),
+    "safetensors": ("safetensors", "torchscript", "onnx", "pt2", "packed"),
     "torchscript": ("torchscript", "onnx"),
 }
 
@@ -75,6 +88,7 @@ class MethodCapability:
     data: tuple[str, ...] = ()
     quantizes: bool = False
     notes: str = ""
+    runtimes: dict[str, str | None] = field(default_factory=lambda: {"eager": None})  # runtime -> None or why not
 
     def reason(self, fmt: str, device: str) -> str | None:
         return self.formats.get(fmt, f"not available for {fmt}") or self.devices.get(device, f"not available on {device}")
@@ -82,6 +96,11 @@ class MethodCapability:
 
 _NEEDS_GRAPH = "needs the model's Python module graph; upload a safetensors state_dict with an architecture instead"
 _NEEDS_MODULES = "replaces modules, which a ScriptModule cannot; upload a safetensors state_dict with an architecture instead"
+_EAGER_ONLY = "this kind has no {runtime} path; use runtime 'eager'"
+
+
+def _eager_only() -> dict[str, str | None]:
+    return {"eager": None, "inductor": _EAGER_ONLY.format(runtime="inductor"), "onnxruntime": _EAGER_ONLY.format(runtime="onnxruntime")}
 
 METHODS: dict[type[StepConfig], MethodCapability] = {
     MagnitudePrune: MethodCapability(
@@ -99,6 +118,15 @@ METHODS: dict[type[StepConfig], MethodCapability] = {
         },
         devices={"cpu": None, "cuda": "dynamic int8 runs on CPU int8 kernels only; use device 'cpu'"},
         quantizes=True,
+        runtimes={
+            "eager": None,
+            "onnxruntime": None,
+            "inductor": "no fast dynamic int8 path in inductor on x86 without VNNI (torchao's int8 dynamic config "
+            "falls back to aten._int_mm, measured 2-17x slower than fp32, bench/results/quant_baselines.md); "
+            "use runtime 'eager' or 'onnxruntime', or static_int8 with runtime 'inductor'",
+        },
+        notes="eager: torch.ao quantize_dynamic -> TorchScript; onnxruntime: ONNX Runtime dynamic quantization "
+        "(MatMul/Gemm, int8 weights) -> .onnx",
     ),
     RandomPrune: MethodCapability(
         config=RandomPrune,
@@ -116,6 +144,7 @@ METHODS: dict[type[StepConfig], MethodCapability] = {
         formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
         devices={"cpu": None, "cuda": None},
         quantizes=True,
+        runtimes=_eager_only(),
     ),
     StaticInt8: MethodCapability(
         config=StaticInt8,
@@ -123,13 +152,17 @@ METHODS: dict[type[StepConfig], MethodCapability] = {
         devices={"cpu": None, "cuda": "static int8 runs on CPU int8 kernels only; use device 'cpu'"},
         data=("calibration",),
         quantizes=True,
-        notes="calibrates on the calibration part when given, else on synthetic inputs (stated in the metrics)",
+        runtimes={"eager": None, "inductor": None, "onnxruntime": None},
+        notes="calibrates on the calibration part when given, else on synthetic inputs (stated in the metrics); "
+        "eager: FX graph mode -> TorchScript; inductor: PT2E + X86InductorQuantizer -> .pt2; "
+        "onnxruntime: static QDQ -> .onnx",
     ),
     Float16: MethodCapability(
         config=Float16,
         formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
         devices={"cpu": None, "cuda": None},
         quantizes=True,
+        runtimes=_eager_only(),
         notes="real speed-ups need native fp16 (GPU tensor cores); on AVX2 CPUs it is usually not faster",
     ),
     BFloat16: MethodCapability(
@@ -137,6 +170,16 @@ METHODS: dict[type[StepConfig], MethodCapability] = {
         formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
         devices={"cpu": None, "cuda": None},
         quantizes=True,
+        runtimes=_eager_only(),
+    ),
+    KMeansQuantize: MethodCapability(
+        config=KMeansQuantize,
+        formats={"safetensors": None, "torchscript": "weight sharing rewrites parameters and fine-tunes them through the "
+                 "module graph; upload a safetensors state_dict with an architecture instead"},
+        devices={"cpu": None, "cuda": None},
+        data=("train",),
+        notes="the model stays float (every format works); ask for the 'packed' output to store codebooks and codes; "
+        "codebooks are fine-tuned when the train part has labels; must be the last step",
     ),
     SVDLowRank: MethodCapability(
         config=SVDLowRank,
@@ -198,18 +241,47 @@ def problems_for(model_format: str, device: str, steps: list[StepConfig], output
     if device == "auto":
         device = "cpu"  # auto can always fall back to cpu
     for i, step in enumerate(steps):
-        reason = METHODS[type(step)].reason(model_format, device)
+        cap = METHODS[type(step)]
+        reason = cap.reason(model_format, device)
         if reason:
             problems.append(Problem(f"steps.{i}", f"{step.label} on {model_format}/{device}: {reason}"))
+        if isinstance(step, QuantizeConfig):
+            why = cap.runtimes.get(step.runtime, f"runtime {step.runtime!r} is not available")
+            if why:
+                problems.append(Problem(f"steps.{i}.runtime", f"{step.label} with runtime {step.runtime!r}: {why}"))
+            elif step.runtime != "eager" and (step.include or step.exclude or step.op_types):
+                problems.append(Problem(f"steps.{i}.runtime", f"{step.label} with runtime {step.runtime!r} quantizes the whole "
+                                        "graph; include/exclude/op_types need runtime 'eager'"))
     allowed = OUTPUTS_BY_FORMAT[model_format]
     for i, out in enumerate(outputs):
         if out not in allowed:
             problems.append(Problem(f"outputs.{i}", f"output {out!r} is not available for a {model_format} upload; choose from {list(allowed)}"))
-    if any(METHODS[type(s)].quantizes for s in steps) and "safetensors" in outputs:
+    runtime = quantize_runtime(steps)
+    quantized = any(METHODS[type(s)].quantizes for s in steps)
+    if runtime not in (None, "eager"):
+        wanted = RUNTIME_OUTPUT[runtime]
+        for i, out in enumerate(outputs):
+            if out != wanted:
+                problems.append(Problem(f"outputs.{i}", f"runtime {runtime!r} writes its artifact as {wanted!r} (what that runtime "
+                                        f"loads and what is measured); {out!r} cannot carry it"))
+        return problems
+    if "pt2" in outputs:
+        problems.append(Problem("outputs", "'pt2' is the artifact of a quantize step with runtime 'inductor'; ask for 'torchscript' "
+                                "or 'safetensors'"))
+    if quantized and "safetensors" in outputs:
         problems.append(Problem("outputs", "'safetensors' holds a plain float32 state_dict and cannot carry a quantized or cast model; ask for 'torchscript'"))
-    if any(METHODS[type(s)].quantizes for s in steps) and "onnx" in outputs:
-        problems.append(Problem("outputs", "'onnx' is not offered after quantization (torch's ONNX exporter has no mapping for its int8 ops, e.g. quantized::linear_dynamic); ask for 'torchscript'"))
+    if quantized and "onnx" in outputs:
+        problems.append(Problem("outputs", "'onnx' after eager quantization is not offered (torch's ONNX exporter has no mapping for its int8 ops, e.g. quantized::linear_dynamic); "
+                                "ask for 'torchscript', or quantize with runtime 'onnxruntime' for an int8 .onnx"))
+    if any(METHODS[type(s)].quantizes for s in steps) and "packed" in outputs:
+        problems.append(Problem("outputs", "'packed' stores plain float tensors (codebooks of float values) and cannot carry an int8 or "
+                                "half-precision model; use quantize:kmeans for packed weights, or ask for 'torchscript'"))
     return problems
+
+
+def quantize_runtime(steps: list[StepConfig]) -> str | None:
+    """The runtime of the spec's quantize step (quantization comes last, once), or None without one."""
+    return next((s.runtime for s in steps if isinstance(s, QuantizeConfig)), None)
 
 
 def needs_labels(step: StepConfig) -> bool:
@@ -229,6 +301,11 @@ def data_problems(steps: list[StepConfig], parts: dict[str, set[str]]) -> list[P
         for part in METHODS[type(step)].data:
             if part == "calibration":
                 continue  # optional: static_int8 falls back to synthetic inputs
+            if isinstance(step, KMeansQuantize):  # optional: without a train part the codebooks are not fine-tuned
+                if part in parts and step.finetune_epochs and "labels" not in parts[part]:
+                    problems.append(Problem(f"steps.{i}", f"{step.label} fine-tunes its codebooks on labelled data: the '{part}' part "
+                                            "has no 'labels' (add them, or set finetune_epochs to 0)", type="missing_data"))
+                continue
             if part not in parts:
                 problems.append(Problem(f"steps.{i}", f"{step.label} trains on data: send a '{part}' part (.npz or safetensors with "
                                         "'inputs' and 'labels')", type="missing_data"))
@@ -266,6 +343,8 @@ def table() -> dict[str, Any]:
                 "devices": {d: {"supported": r is None, **({"reason": r} if r else {})} for d, r in cap.devices.items()},
                 "data": list(cap.data),
                 "notes": cap.notes,
+                "runtimes": {r: {"supported": w is None, **({"reason": w} if w else {})} for r, w in cap.runtimes.items()}
+                if issubclass(cap.config, QuantizeConfig) else {},
                 "schema": cap.config.model_json_schema(),
             }
         )
@@ -276,6 +355,7 @@ def table() -> dict[str, Any]:
         "output_formats": OUTPUT_FORMATS,
         "outputs_by_input_format": {k: list(v) for k, v in OUTPUTS_BY_FORMAT.items()},
         "devices": DEVICES,
+        "runtimes": RUNTIMES_DOC,
         "data_parts": DATA_PARTS,
         "data_formats": DATA_FORMATS,
         "goal": {
@@ -286,4 +366,4 @@ def table() -> dict[str, Any]:
     }
 
 
-__all__ = ["METHODS", "MethodCapability", "Problem", "data_problems", "goal_problems", "needs_labels", "problems_for", "table"]
+__all__ = ["METHODS", "MethodCapability", "Problem", "data_problems", "goal_problems", "needs_labels", "problems_for", "quantize_runtime", "table"]

@@ -6,18 +6,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from service.domain.capabilities import problems_for
+from service.domain.capabilities import problems_for, quantize_runtime
+from service.domain.steps.quantize import RUNTIME_OUTPUT
 from service.domain.errors import InvalidSpec
 from service.domain.goal import Goal
 from service.domain.steps import Step
 
 ModelFormat = Literal["safetensors", "torchscript"]
-OutputFormat = Literal["safetensors", "torchscript", "onnx"]
+OutputFormat = Literal["safetensors", "torchscript", "onnx", "pt2", "packed"]
 Device = Literal["cpu", "cuda", "auto"]
 DType = Literal["float32", "float16", "bfloat16", "int64", "int32"]
 
 
 CPU_ONLY_KINDS = frozenset({"quantize:dynamic_int8", "quantize:static_int8", "quantize:qat"})
+FLOAT_KINDS = frozenset({"quantize:kmeans"})  # quantize kinds whose model stays plain float (weight sharing)
 
 
 class Strict(BaseModel):
@@ -85,7 +87,8 @@ class JobSpec(Strict):
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     outputs: list[OutputFormat] = Field(
         default_factory=list,
-        description="Artifact formats; default: safetensors when the model stays plain float, else torchscript.",
+        description="Artifact formats; default: packed after quantize:kmeans, safetensors when the model stays plain float, else the "
+        "quantize step's runtime's format (eager: torchscript, inductor: pt2, onnxruntime: onnx).",
     )
     seed: int = 0
 
@@ -106,13 +109,20 @@ class JobSpec(Strict):
         quantize_at = next((i for i, s in enumerate(self.steps) if s.method == "quantize"), None)
         if quantize_at is not None:
             label = self.steps[quantize_at].label
+            if quantize_at + 1 < len(self.steps) and label in FLOAT_KINDS:
+                i, later = quantize_at + 1, self.steps[quantize_at + 1]
+                raise ValueError(
+                    f"steps[{i}] ({later.label}) cannot follow steps[{quantize_at}] ({label}): it would break the shared-weight "
+                    "codebooks (pruning adds a zero, training or quantizing moves weights off their centroids); put "
+                    "quantize:kmeans last (it fine-tunes its codebooks itself on the train data)"
+                )
             if quantize_at + 1 < len(self.steps):
                 i, later = quantize_at + 1, self.steps[quantize_at + 1]
                 raise ValueError(
                     f"steps[{i}] ({later.label}) cannot follow steps[{quantize_at}] ({label}): a quantized model's weights "
                     "can no longer be pruned, factorized or quantized again; put quantization last"
                 )
-            if "safetensors" in self.outputs:
+            if "safetensors" in self.outputs and label not in FLOAT_KINDS and getattr(self.steps[quantize_at], "runtime", "eager") == "eager":
                 raise ValueError(
                     f"outputs: 'safetensors' holds a plain float state_dict and cannot carry a model after {label}; "
                     "ask for 'torchscript'"
@@ -136,8 +146,13 @@ class JobSpec(Strict):
     def resolved_outputs(self) -> list[str]:
         if self.outputs:
             return list(self.outputs)
-        if self.model.format == "torchscript" or any(s.method == "quantize" for s in self.steps):
+        runtime = quantize_runtime(list(self.steps))
+        if runtime is not None:
+            return [RUNTIME_OUTPUT[runtime]]
+        if self.model.format == "torchscript" or any(s.method == "quantize" and s.label not in FLOAT_KINDS for s in self.steps):
             return ["torchscript"]
+        if any(s.label in FLOAT_KINDS for s in self.steps):
+            return ["packed"]
         return ["safetensors"]
 
 

@@ -149,7 +149,7 @@ def test_applicability_reuses_the_spec_rules(tmp_path):
     # outputs asked for by the user rule out candidates that cannot produce them
     runnable, skipped = plan(LADDER, search_context(tmp_path, {"model": MLP, "goal": {"max_size_bytes": 10}, "outputs": ["onnx"]}, nn.Linear(4, 4)))
     assert all(not any(s.get("method") == "quantize" for s in c.build(None)) for c in runnable if isinstance(c.steps, tuple))
-    assert "'onnx' is not offered after quantization" in {s["label"]: s["reason"] for s in skipped}["dynamic int8"]
+    assert "'onnx' after eager quantization is not offered" in {s["label"]: s["reason"] for s in skipped}["dynamic int8"]
 
 
 # -- sensitivity ----------------------------------------------------------------------------------

@@ -26,8 +26,14 @@ def dynamic_int8(model: nn.Module, step: DynamicInt8, ctx: StepContext) -> nn.Mo
     names = {name for name, _ in targets}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        quantized = torch.ao.quantization.quantize_dynamic(model.eval(), names, dtype=torch.qint8)
-    ctx.notes.append(f"{step.label}: {len(names)} layers to int8 (torch.ao dynamic quantization, fbgemm/x86 kernels)")
+        # per-channel weight scales for Linear (same fbgemm kernels, far closer on transformers: MiniLM
+        # embeddings cosine 0.979 vs 0.942 per tensor); LSTM/GRU take the per-tensor default
+        from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig
+
+        qconfig = {n: per_channel_dynamic_qconfig if isinstance(m, nn.Linear) else default_dynamic_qconfig for n, m in targets}
+        quantized = torch.ao.quantization.quantize_dynamic(model.eval(), qconfig, dtype=torch.qint8)
+    ctx.notes.append(f"{step.label}: {len(names)} layers to int8 (torch.ao dynamic quantization, per-channel Linear weights, "
+                     "fbgemm/x86 kernels)")
     return quantized
 
 

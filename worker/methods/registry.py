@@ -1,7 +1,8 @@
-"""One entry point, ``apply_step``, dispatching ``type(step config) -> handler``.
+"""One entry point, ``apply_step``, dispatching ``(type(step config), runtime) -> handler``.
 
-Handlers register with ``@handles(ConfigType)``; each method module is imported
-once here so its decorators run.
+Handlers register with ``@handles(ConfigType)`` (runtime ``eager``) or
+``@handles(ConfigType, runtime="onnxruntime")``; each method module is imported once here so
+its decorators run. Steps without a ``runtime`` field are ``eager``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from service.domain.steps import StepConfig
 
 Handler = Callable[[nn.Module, Any, "StepContext"], nn.Module]
 
-_HANDLERS: dict[type[StepConfig], Handler] = {}
+_HANDLERS: dict[tuple[type[StepConfig], str], Handler] = {}
 _METHOD_MODULES = (
     "worker.methods.prune",
     "worker.methods.structured",
@@ -25,9 +26,12 @@ _METHOD_MODULES = (
     "worker.methods.casting",
     "worker.methods.static_int8",
     "worker.methods.lowrank",
+    "worker.methods.ort_quantize",
+    "worker.methods.pt2e",
     "worker.methods.finetune",
     "worker.methods.distill",
     "worker.methods.qat",
+    "worker.methods.kmeans",
     "worker.methods.sensitivity",
 )
 
@@ -57,9 +61,9 @@ class StepContext:
     results: dict[str, Any] = field(default_factory=dict)  # what analysis steps measured, merged into the metrics
 
 
-def handles(config_type: type[StepConfig]):
+def handles(config_type: type[StepConfig], runtime: str = "eager"):
     def register(fn: Handler) -> Handler:
-        _HANDLERS[config_type] = fn
+        _HANDLERS[(config_type, runtime)] = fn
         return fn
 
     return register
@@ -79,10 +83,11 @@ def _load_method_modules() -> None:
 
 def handler_for(step: StepConfig) -> Handler:
     _load_method_modules()
+    runtime = getattr(step, "runtime", "eager")
     try:
-        return _HANDLERS[type(step)]
+        return _HANDLERS[(type(step), runtime)]
     except KeyError:
-        raise NotImplementedError(f"no handler for step {step.label}") from None
+        raise NotImplementedError(f"no handler for step {step.label} in runtime {runtime}") from None
 
 
 def apply_step(model: nn.Module, step: StepConfig, ctx: StepContext) -> nn.Module:

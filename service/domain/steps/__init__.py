@@ -10,11 +10,15 @@ from service.domain.steps.analyze import Sensitivity
 from service.domain.steps.base import StepConfig
 from service.domain.steps.lowrank import SVDLowRank
 from service.domain.steps.prune import MagnitudePrune, RandomPrune, StructuredPrune
-from service.domain.steps.quantize import BFloat16, DynamicInt8, Float16, StaticInt8, WeightOnlyInt8
+from service.domain.steps.quantize import (
+    RUNTIME_OUTPUT, RUNTIMES, BFloat16, DynamicInt8, Float16, KMeansQuantize, QuantizeConfig, StaticInt8, WeightOnlyInt8,
+)
 from service.domain.steps.train import Distill, FineTune, QATInt8, Student, TrainingBudget
 
 PruneStep = Annotated[Union[MagnitudePrune, RandomPrune, StructuredPrune], Field(discriminator="kind")]
-QuantizeStep = Annotated[Union[DynamicInt8, WeightOnlyInt8, Float16, BFloat16, StaticInt8, QATInt8], Field(discriminator="kind")]
+QuantizeStep = Annotated[
+    Union[DynamicInt8, WeightOnlyInt8, Float16, BFloat16, StaticInt8, QATInt8, KMeansQuantize], Field(discriminator="kind")
+]
 LowRankStep = Annotated[Union[SVDLowRank], Field(discriminator="kind")]
 AnalyzeStep = Annotated[Union[Sensitivity], Field(discriminator="kind")]
 
@@ -29,6 +33,7 @@ ALL_STEP_TYPES: tuple[type[StepConfig], ...] = (
     Float16,
     BFloat16,
     StaticInt8,
+    KMeansQuantize,
     SVDLowRank,
     FineTune,
     Distill,
@@ -48,7 +53,11 @@ __all__ = [
     "Float16",
     "BFloat16",
     "StaticInt8",
+    "KMeansQuantize",
     "SVDLowRank",
+    "QuantizeConfig",
+    "RUNTIMES",
+    "RUNTIME_OUTPUT",
     "FineTune",
     "Distill",
     "QATInt8",
