@@ -86,16 +86,9 @@ def train_teacher(x: np.ndarray, y: np.ndarray, epochs: int, seed: int):
     from worker.architectures import build_model
 
     torch.manual_seed(seed)
-    model = build_model("mlp", {"sizes": SIZES})
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(xt), generator=generator).split(64):
-            optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            optimizer.step()
-    return model.eval()
+    from modelpress.examples import fit_classifier
+
+    return fit_classifier(build_model("mlp", {"sizes": SIZES}), x, y, epochs=epochs, seed=seed)
 
 
 def run_case(steps: list[dict], parts: tuple[str, ...], model_path: Path, files: dict[str, Path], workdir: Path, seed: int) -> dict:

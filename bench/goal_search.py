@@ -55,17 +55,9 @@ def train_lenet(x: np.ndarray, y: np.ndarray, epochs: int) -> torch.nn.Module:
     from worker.architectures import build_model
 
     torch.manual_seed(SEED)
-    model = build_model("lenet_300_100", {})
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(SEED)
-    for _ in range(epochs):
-        model.train()
-        for idx in torch.randperm(len(xt), generator=generator).split(64):
-            optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            optimizer.step()
-    return model.eval()
+    from modelpress.examples import fit_classifier
+
+    return fit_classifier(build_model("lenet_300_100", {}), x, y, epochs=epochs, seed=SEED)
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -77,18 +77,9 @@ def accuracy(model, x, y) -> float:
 
 def train(model, x, y, epochs: int, lr: float, seed: int):
     """Adam on the train split (the original model only; retraining after pruning is the service's finetune step)."""
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x), 64):
-            idx = order[i : i + 64]
-            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
+    from modelpress.examples import fit_classifier
+
+    return fit_classifier(model, x, y, epochs=epochs, seed=seed, lr=lr)
 
 
 def save(model, path: Path) -> Path:

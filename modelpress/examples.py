@@ -20,17 +20,24 @@ def train_digits_mlp(epochs: int = 15, seed: int = 0):
         layers.append(torch.nn.Linear(a, b))
         if i < len(MLP_SIZES) - 2:
             layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers)
-    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model = fit_classifier(torch.nn.Sequential(*layers), x_train, y_train, epochs=epochs, seed=seed)
+    return model, accuracy(model, x_test, y_test)
+
+
+def fit_classifier(model, x, y, *, epochs: int, seed: int, lr: float = 1e-3, batch_size: int = 64):
+    """Adam on cross-entropy, seeded shuffles; ``x``/``y`` numpy arrays or tensors. Returns the model in eval mode."""
+    import torch
+
+    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
+    model.train()
     for _ in range(epochs):
-        for idx in torch.randperm(len(xt), generator=generator).split(64):
+        for idx in torch.randperm(len(xt), generator=generator).split(batch_size):
             optimizer.zero_grad()
             torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
             optimizer.step()
-    model.eval()
-    return model, accuracy(model, x_test, y_test)
+    return model.eval()
 
 
 def accuracy(model, x, y) -> float:
