@@ -126,7 +126,7 @@ def test_ladder_is_in_cost_order_and_skips_what_cannot_apply(tmp_path):
     spec = {"model": MLP, "goal": {"max_size_bytes": 400_000}}  # needs 2.5x: fp16 (2x) is hopeless
     runnable, skipped = plan(LADDER, search_context(tmp_path, spec, nn.Sequential(nn.Linear(4, 4))))
     labels = [c.label for c in runnable]
-    assert labels[:2] == ["dynamic int8", "static int8"]
+    assert labels[:3] == ["dynamic int8", "dynamic int8 (onnxruntime)", "static int8"]
     reasons = {s["label"]: s["reason"] for s in skipped}
     assert reasons["fp16"] == "at most ~2x smaller; the size goal needs 2.5x"
     assert reasons["dynamic int8, sensitive layers in float"] == "keeping layers in float only helps an accuracy goal"
@@ -148,7 +148,9 @@ def test_applicability_reuses_the_spec_rules(tmp_path):
     assert skipped == [{"label": "finetune", "reason": "needs the 'train' data part"}]
     # outputs asked for by the user rule out candidates that cannot produce them
     runnable, skipped = plan(LADDER, search_context(tmp_path, {"model": MLP, "goal": {"max_size_bytes": 10}, "outputs": ["onnx"]}, nn.Linear(4, 4)))
-    assert all(not any(s.get("method") == "quantize" for s in c.build(None)) for c in runnable if isinstance(c.steps, tuple))
+    assert all(s.get("runtime") == "onnxruntime" for c in runnable if isinstance(c.steps, tuple)
+               for s in c.build(None) if s.get("method") == "quantize")  # only the ONNX Runtime rungs write onnx
+    assert {"dynamic int8 (onnxruntime)", "static int8 (onnxruntime)"} <= {c.label for c in runnable}
     assert "'onnx' after eager quantization is not offered" in {s["label"]: s["reason"] for s in skipped}["dynamic int8"]
 
 
