@@ -445,7 +445,7 @@ def markdown(res: dict) -> str:
              f"Machine: {res['machine']['cpu']['model']}, {res['machine']['cpu']['logical_cpus']} logical CPUs, flags "
              f"{ {k: v for k, v in res['machine']['cpu']['flags'].items()} }, torch capability {res['machine']['torch_cpu_capability']}; "
              f"versions {res['machine']['versions']}.  ",
-             "Load: 2 vCPUs shared with six other engineers' processes running at the same time; load averages per section below. "
+             "Load averages per section below (near 0: a quiet machine; above the CPU count: shared with other processes). "
              "Variants are timed interleaved in one process; compare ratios within a section only.\n",
              "Columns: speed-up vs fp32 eager as ratio of medians / median of per-round paired ratios / ratio of minima.\n"]
     for name, s in res["sections"].items():

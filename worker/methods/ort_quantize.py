@@ -70,8 +70,9 @@ def _attention_shape(model: nn.Module) -> tuple[int, int] | None:
 
 def _fuse_transformer(src: Path, dst: Path, ctx: StepContext, model: nn.Module) -> Path | None:
     """For the zoo's BERT: ONNX Runtime's transformer optimizer fuses attention, skip+LayerNorm and bias+GELU
-    into single CPU kernels before quantizing (all-MiniLM-L6-v2, batch 8 x 128 tokens: int8 1.48x -> 1.91x
-    over torch eager in a side-by-side check). Any other model: None (plain pre-processing)."""
+    into single CPU kernels before quantizing, so the int8 attention (QAttention) and fused fp32 kernels run
+    instead of many small ops (all-MiniLM-L6-v2, batch 8 x 128 tokens: 1.63x over torch eager on an AVX2 CPU
+    without VNNI, bench/results/speed.json). Any other model: None (plain pre-processing)."""
     name, _ = ctx.architecture
     model_type = TRANSFORMER_ARCHITECTURES.get(name or "")
     shape = _attention_shape(model)
