@@ -356,9 +356,11 @@ def markdown(r: dict) -> str:
         "",
         f"Machine: {r['machine']['cpu']}, {r['machine']['logical_cpus']} logical CPUs, {r['machine']['memory_gib']} GiB; "
         f"load average before the stack {r['machine']['load_avg_before_stack']}, at the end {r['machine']['load_avg_at_end']}. "
-        "**The machine was shared with other heavy processes (six engineers' test runs) during this run; the "
-        "figures are pessimistic and not reproducible to the millisecond.** The bench client (100 pollers, "
-        "submitters) runs on the same cores as the stack.",
+        + ("**The machine was shared with other heavy processes during this run (load average above the CPU count "
+         "before the stack started); the figures are pessimistic and not reproducible to the millisecond.** "
+         if r["machine"]["load_avg_before_stack"][0] > r["machine"]["logical_cpus"] else
+         "The machine was otherwise quiet before the stack started. ")
+        + "The bench client (100 pollers, submitters) runs on the same cores as the stack.",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()),
         "",
@@ -384,8 +386,8 @@ def markdown(r: dict) -> str:
         f"wall {p['sequential_get_wall_ms']} ms |",
         "",
         "Reading: the polling latency is dominated by CPU starvation, not by Redis or locking: the 2 cores "
-        "were shared by the API, two busy torch workers, redis-server, 100 polling clients, the submitters "
-        "and the other engineers' processes (load average above). The server-side cost per request (row above) "
+        "were shared by the API, two busy torch workers, redis-server, 100 polling clients and the submitters "
+        "(and any other processes: load average above). The server-side cost per request (row above) "
         "bounds what the API can serve on a dedicated core."
         + (" A `RemoteProtocolError` is most likely a client reusing a keep-alive connection just as uvicorn "
            "closed it (uvicorn's 5 s idle keep-alive timeout; some pooled connections sat idle that long while "

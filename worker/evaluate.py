@@ -349,7 +349,7 @@ def peak_rss_growth(load, example: torch.Tensor, timeout_s: float = 120.0) -> di
             torch.set_num_threads(1)  # OpenMP pools do not survive fork; one thread is safe
             import gc
 
-            gc.collect()
+            gc.disable()
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")  # reset VmHWM to the current RSS
             base = _status_kb("VmRSS")
