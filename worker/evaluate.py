@@ -349,6 +349,8 @@ def peak_rss_growth(load, example: torch.Tensor, timeout_s: float = 120.0) -> di
             torch.set_num_threads(1)  # OpenMP pools do not survive fork; one thread is safe
             import gc
 
+            # No collection in the child: a pass walks the parent's whole heap and copies its pages on
+            # write (~240 ms per fork in a Celery worker, and counted as growth if it ran mid-measurement).
             gc.disable()
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")  # reset VmHWM to the current RSS
