@@ -60,10 +60,10 @@ class Settings(BaseSettings):
 
     api_host: str = Field(
         default="127.0.0.1",
-        description="The address the API binds to. The entry points (`modelpress up`, `modelpress serve`, "
-        "compose) bind exactly this, and the auth rule reads it.",
+        description="The address the API binds to. The entry points (`modelpress up`, compose) bind exactly this, "
+        "and the auth rule reads it (set it to uvicorn's --host when you start uvicorn yourself).",
     )
-    api_port: int = 8000
+    api_port: int = Field(default=8000, description="The port `modelpress up` binds the API to (`--port` overrides it).")
     auth: AuthMode = Field(
         default=AuthMode.auto,
         description="auto: API keys required unless api_host is loopback; required; off (refused on a non-loopback api_host).",
@@ -79,18 +79,21 @@ class Settings(BaseSettings):
     public_url: str | None = Field(default=None, description="Base URL clients use, for links; default from the request.")
 
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1, description="Largest accepted request body.")
-    max_spec_bytes: int = Field(default=64 * 1024, ge=1)
-    max_tensors: int = Field(default=100_000, ge=1)
-    max_parameters: int = Field(default=2_000_000_000, ge=1)
+    max_spec_bytes: int = Field(default=64 * 1024, ge=1, description="Longest accepted spec JSON (422 spec-invalid beyond).")
+    max_tensors: int = Field(default=100_000, ge=1, description="Most tensors a safetensors header (model or data part) may declare.")
+    max_parameters: int = Field(default=2_000_000_000, ge=1, description="Most elements, summed over its tensors, a safetensors header may declare.")
     max_zip_entries: int = Field(default=10_000, ge=1, description="Most entries in an uploaded zip (TorchScript, .npz).")
     max_zip_bytes: int = Field(default=4 * 1024**3, ge=1, description="Most bytes an uploaded zip may unpack to.")
     max_zip_ratio: float = Field(default=200.0, gt=1, description="Largest compression ratio of a zip entry over 1 MiB.")
 
-    job_soft_time_limit_s: int = Field(default=3600, ge=1)
-    job_time_limit_s: int = Field(default=3900, ge=1)
-    worker_concurrency: int = Field(default=1, ge=1)
+    job_soft_time_limit_s: int = Field(default=3600, ge=1, description="Per job: past this the job fails with time-limit.")
+    job_time_limit_s: int = Field(
+        default=3900, ge=1,
+        description="Per job: a job still running past this is killed and its pool process replaced; must exceed the soft limit.",
+    )
+    worker_concurrency: int = Field(default=1, ge=1, description="Jobs one worker process runs at once (Celery pool size).")
     worker_threads: int = Field(default=0, ge=0, description="torch threads per job; 0 = torch's default.")
-    worker_heartbeat_s: float = Field(default=5.0, gt=0)
+    worker_heartbeat_s: float = Field(default=5.0, gt=0, description="Worker heartbeat period; a worker is gone after 3 missed beats.")
     gpu_wait_s: float = Field(
         default=600.0, ge=0,
         description="How long a job for the gpu queue may wait with no live GPU worker before it fails (no-gpu-worker); 0 = forever.",
@@ -99,8 +102,8 @@ class Settings(BaseSettings):
 
     sse_heartbeat_s: float = Field(default=15.0, gt=0, description="Seconds between keep-alive comments on an idle event stream.")
 
-    latency_warmup: int = Field(default=5, ge=0)
-    latency_runs: int = Field(default=30, ge=1)
+    latency_warmup: int = Field(default=5, ge=0, description="Untimed forward passes before each latency measurement.")
+    latency_runs: int = Field(default=30, ge=1, description="Timed forward passes per latency measurement (p50/p90/p99 are nearest rank).")
 
     search_max_seconds: float = Field(
         default=1800.0, gt=0,
