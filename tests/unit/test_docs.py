@@ -46,7 +46,7 @@ def test_code_fences_are_balanced():
 
 
 def _links(page: Path):
-    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)
     for target in re.findall(r"\]\(([^)\s]+)\)", text):
         if not re.match(r"[a-z]+:", target):
             yield target
@@ -66,7 +66,7 @@ def test_relative_links_resolve(page):
             continue
         assert file.exists(), f"{page.name}: broken link {target}"
         if anchor and file.suffix == ".md":
-            headings = [_slug(h) for h in re.findall(r"^#+ (.*)$", file.read_text(), flags=re.M)]
+            headings = [_slug(h) for h in re.findall(r"^#+ (.*)$", file.read_text(), flags=re.MULTILINE)]
             assert anchor in headings, f"{page.name}: no heading for #{anchor} in {file.name}"
 
 

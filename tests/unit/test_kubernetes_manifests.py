@@ -37,8 +37,12 @@ except ImportError:  # the dev extra installs it; CI must run these checks, neve
     kubernetes_validate = None
 
 
+def identity(obj: dict) -> tuple[str, str]:
+    return obj["kind"], obj["metadata"]["name"]
+
+
 def by_kind_and_name(objects: list[dict]) -> dict[tuple[str, str], dict]:
-    return {(obj["kind"], obj["metadata"]["name"]): obj for obj in objects}
+    return {identity(obj): obj for obj in objects}
 
 
 def container(objects, kind, name) -> dict:
@@ -129,8 +133,7 @@ def test_the_renderer_agrees_with_kubectl_kustomize_where_installed(directory):
         return
     out = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True, text=True, check=True).stdout
     expected = [doc for doc in yaml.safe_load_all(out) if doc]
-    key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
-    assert sorted(objects, key=key) == sorted(expected, key=key)
+    assert sorted(objects, key=identity) == sorted(expected, key=identity)
 
 
 def test_same_images_and_commands_as_compose(base, compose):
