@@ -130,8 +130,9 @@ def test_matches_transformers_bert_model(hf_config, state_dict, minilm):
 
         per_token = build_model("bert", config_from_hf(hf_config, pooling="none").model_dump()).eval()
         per_token.load_state_dict(state_dict, strict=True)
-        # per-token states include padded positions with large activations: allow 1e-5 relative too
-        torch.testing.assert_close(per_token(ids, mask), out.last_hidden_state, atol=1e-5, rtol=1e-5)
+        # per-token states include padded positions with large activations (|x| up to ~10): float32 summation
+        # order differs between transformers releases (5.x measured 1.2e-5 on 1 of 147,456 values), so 1e-4 relative
+        torch.testing.assert_close(per_token(ids, mask), out.last_hidden_state, atol=1e-5, rtol=1e-4)
 
         pooler = build_model("bert", config_from_hf(hf_config, pooling="pooler").model_dump()).eval()
         pooler.load_state_dict(state_dict, strict=True)
