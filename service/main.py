@@ -16,6 +16,7 @@ from service.api.limits import BodySizeLimit
 from service.api.problems import install_problem_handler
 from service.config import LOCAL_TENANT, Settings, get_settings
 from service.storage.artifacts import make_store
+from service.storage.private import private_dir, tighten
 
 log = logging.getLogger("modelpress.api")
 
@@ -29,7 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=30, health_check_interval=30)
         app.state.aredis = redis.asyncio.Redis.from_url(settings.redis_url, health_check_interval=30)
-        settings.artifacts_path.mkdir(parents=True, exist_ok=True)
+        tighten(private_dir(settings.artifacts_path))  # 0700 directories, 0600 files, also those from before modes were private
         yield
         app.state.redis.close()
         await app.state.aredis.aclose()
