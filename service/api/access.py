@@ -54,7 +54,7 @@ def declared_bind_hosts(settings: Settings, argv: Sequence[str] | None = None,
 def auth_required_for(settings: Settings, argv: Sequence[str] | None = None,
                       environ: Mapping[str, str] | None = None) -> bool:
     """Whether requests need a key, from every declared bind; InsecureSettings if auth is off on a non-loopback one."""
-    return any([settings.auth_required(host) for host in sorted(declared_bind_hosts(settings, argv, environ))])
+    return any(settings.auth_required(host) for host in sorted(declared_bind_hosts(settings, argv, environ)))
 
 
 def _host(address) -> str | None:

@@ -86,8 +86,8 @@ def test_arbitrary_bytes_never_crash_the_sniffer(tmp_path_factory, data):
 
 
 @pytest.mark.parametrize("raw,fragment", [
-    (b'{"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}, '
-     b'"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', "the key 'w' appears twice"),
+    ((b'{"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}, '
+      b'"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}'), "the key 'w' appears twice"),
     (b'{"w": {"dtype": "F32", "shape": [2, 2], "shape": [4], "data_offsets": [0, 16]}}', "the key 'shape' appears twice"),
     (b'{"__metadata__": {"a": "1", "a": "2"}}', "the key 'a' appears twice"),
     (b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
