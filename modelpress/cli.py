@@ -191,17 +191,39 @@ def _client(args) -> ModelpressClient:
     return ModelpressClient(args.url, api_key=args.api_key)
 
 
-def _keys_repo(args):
-    """Keys live in Redis: MODELPRESS_REDIS_URL, else --redis-url, else the embedded stack's private redis-server."""
+class UsageError(Exception):
+    """Bad usage the command cannot recover from; main() prints it and exits 2."""
+
+
+def keys_redis_url(redis_url: str | None, data_dir: str | None, environ=None) -> str:
+    """Where the keys live, never a guess: --redis-url, else MODELPRESS_REDIS_URL, else the URL file of the
+    private redis-server ``modelpress up`` started in the data dir (--data-dir, else MODELPRESS_DATA_DIR or
+    ~/.modelpress). Raises UsageError when none of these exists."""
     import os
 
+    from modelpress.stack import embedded_redis_url
+
+    environ = os.environ if environ is None else environ
+    if redis_url:
+        return redis_url
+    if environ.get("MODELPRESS_REDIS_URL"):
+        return environ["MODELPRESS_REDIS_URL"]
+    directory = Path(data_dir or environ.get("MODELPRESS_DATA_DIR") or _settings().data_dir).expanduser()
+    embedded = embedded_redis_url(directory)
+    if embedded:
+        return embedded
+    raise UsageError(
+        f"no Redis to keep the keys in: {directory / 'redis' / 'url'} does not exist (no `modelpress up` has run with that "
+        "data dir). Pass --redis-url redis://..., set MODELPRESS_REDIS_URL, or --data-dir the stack's data dir"
+    )
+
+
+def _keys_repo(args):
     import redis
 
-    from modelpress.stack import embedded_redis_url
     from service.storage.apikeys import ApiKeyRepository
 
-    settings = _settings()
-    url = args.redis_url or os.environ.get("MODELPRESS_REDIS_URL") or embedded_redis_url(Path(settings.data_dir)) or settings.redis_url
+    url = keys_redis_url(args.redis_url, args.data_dir)
     return ApiKeyRepository(redis.Redis.from_url(url, socket_timeout=10))
 
 
@@ -423,11 +445,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="machine-readable output")
         return p
 
-    keys = sub.add_parser("keys", help="manage API keys (directly in Redis: MODELPRESS_REDIS_URL)")
+    keys = sub.add_parser("keys", help="manage API keys (directly in Redis: --redis-url, MODELPRESS_REDIS_URL or the data dir's stack)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
 
     def keystore(p):
-        p.add_argument("--redis-url", default=None, help="default: $MODELPRESS_REDIS_URL, else the embedded stack's redis-server")
+        p.add_argument("--redis-url", default=None,
+                       help="default: $MODELPRESS_REDIS_URL, else the private redis-server of the data dir's stack; never a guess")
+        p.add_argument("--data-dir", default=None, help="the data dir of a `modelpress up` stack (default: $MODELPRESS_DATA_DIR or ~/.modelpress)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
         return p
 
@@ -499,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             if exc.problem.get("errors") or exc.problem.get("missing"):
                 print(json.dumps(exc.problem, indent=2), file=sys.stderr)
+        return EXIT_API_ERROR
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_API_ERROR
     except ModelpressError as exc:  # e.g. `keys create` with an invalid tenant name
         print(f"error: {exc}", file=sys.stderr)

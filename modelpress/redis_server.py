@@ -7,6 +7,8 @@ import shutil
 import socket
 from pathlib import Path
 
+from service.storage.private import private_dir, write_private
+
 
 def redis_server_binary() -> str:
     found = shutil.which("redis-server")
@@ -45,8 +47,7 @@ def load_or_create_password(data_dir: Path) -> str:
     path = data_dir / "redis.password"
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     password = secrets.token_hex(16)
-    path.write_text(password)
-    path.chmod(0o600)
+    write_private(path, password)
     return password

@@ -19,11 +19,14 @@ from pathlib import Path
 import httpx
 
 from modelpress.redis_server import free_port, load_or_create_password, redis_command
+from service.storage.private import PRIVATE_UMASK, open_private_append, private_dir, tighten, write_private
 
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def _child_setup() -> None:
+    """In each child before it runs: die with the stack, and create every file private (redis-server's AOF)."""
+    os.umask(PRIVATE_UMASK)
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
@@ -40,7 +43,7 @@ class Child:
     restarts: int = 0
 
     def start(self) -> None:
-        log = open(self.log_path, "ab")
+        log = open_private_append(self.log_path)
         self.process = subprocess.Popen(
             self.command,
             stdout=log,
@@ -48,7 +51,7 @@ class Child:
             stdin=subprocess.DEVNULL,
             env=self.env,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_child_setup,
         )
         log.close()
 
@@ -98,12 +101,13 @@ class Stack:
         return self.data_dir / "logs"
 
     def start(self, ready_timeout: float = 180.0) -> "Stack":
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(exist_ok=True)
+        private_dir(self.data_dir)
+        tighten(self.data_dir)  # a data dir from before modes were kept private
+        private_dir(self.log_dir)
         env = {**os.environ, "MODELPRESS_DATA_DIR": str(self.data_dir), "PYTHONUNBUFFERED": "1", **self.extra_env}
         if self.redis_url is None:
             redis_dir = self.data_dir / "redis"
-            redis_dir.mkdir(exist_ok=True)
+            private_dir(redis_dir)
             port, password = free_port(), load_or_create_password(redis_dir)
             self.redis_url = f"redis://:{password}@127.0.0.1:{port}/0"
             write_private(redis_dir / "url", self.redis_url)  # for `modelpress keys` on this machine
@@ -186,12 +190,6 @@ class Stack:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
 
 
 def embedded_redis_url(data_dir: Path) -> str | None:

@@ -7,12 +7,12 @@ pickles (``torch.save`` output), are recognised and refused.
 
 from __future__ import annotations
 
-import json
 import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.domain import strict_json
 from service.domain.errors import InvalidUpload, UnsafeUpload, UnsupportedUpload
 from service.picklescan import check_pickle
 from service.zipsafety import ZipLimits, check_zip
@@ -136,8 +136,12 @@ def read_safetensors_header(path: Path, *, max_tensors: int, max_parameters: int
             raise InvalidUpload(f"corrupt safetensors file: header claims {n} bytes, the file has {size}")
         raw = f.read(n)
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        header = strict_json.loads(raw)  # a duplicate tensor name could mean one thing here and another to the loader
+    except strict_json.DuplicateKey as exc:
+        raise InvalidUpload(f"corrupt safetensors header: the key {exc.key!r} appears twice in one object") from None
+    except RecursionError:
+        raise InvalidUpload("corrupt safetensors header: nested too deeply") from None
+    except ValueError as exc:  # not UTF-8, not JSON, NaN/Infinity
         raise InvalidUpload(f"corrupt safetensors header: not JSON ({exc})") from None
     if not isinstance(header, dict):
         raise InvalidUpload("corrupt safetensors header: not a JSON object")

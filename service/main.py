@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from contextlib import asynccontextmanager
 
 import redis
@@ -12,36 +11,26 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.api import artifacts, capabilities, events, health, jobs, prometheus, schemas, ui
+from service.api.access import auth_required_for
 from service.api.limits import BodySizeLimit
 from service.api.problems import install_problem_handler
 from service.config import LOCAL_TENANT, Settings, get_settings
 from service.storage.artifacts import make_store
+from service.storage.private import private_dir, tighten
 
 log = logging.getLogger("modelpress.api")
-
-
-def command_line_host(argv: list[str] | None = None) -> str | None:
-    """The ``--host`` of a ``uvicorn ... --host H`` command line, if this process is one: a second
-    witness of the bind, so ``uvicorn --host 0.0.0.0`` without MODELPRESS_API_HOST cannot serve unauthenticated."""
-    argv = sys.argv if argv is None else argv
-    for i, arg in enumerate(argv):
-        if arg == "--host" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--host="):
-            return arg.split("=", 1)[1]
-    return None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # InsecureSettings (auth off on a non-loopback bind) stops the process before it serves anything
-    auth_required = any(settings.auth_required(host) for host in {settings.api_host, command_line_host() or settings.api_host})
+    auth_required = auth_required_for(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=30, health_check_interval=30)
         app.state.aredis = redis.asyncio.Redis.from_url(settings.redis_url, health_check_interval=30)
-        settings.artifacts_path.mkdir(parents=True, exist_ok=True)
+        tighten(private_dir(settings.artifacts_path))  # 0700 directories, 0600 files, also those from before modes were private
         yield
         app.state.redis.close()
         await app.state.aredis.aclose()

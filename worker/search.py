@@ -25,6 +25,7 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from service.config import get_settings
+from service.domain.errors import MAX_DETAIL_CHARS, bounded_text
 from service.domain.goal import Goal
 from service.domain.metrics import METRICS_SCHEMA
 from service.domain.spec import JobSpec
@@ -423,7 +424,8 @@ def _try(candidate_label: str, cspec: JobSpec, sc: SearchContext, workdir: Path,
         _reraise_control(exc, sc.check_cancelled)
         sc.prepared.original = prepared.original.cpu()
         log.info("candidate %s failed", candidate_label, exc_info=True)
-        row.update(error=f"{type(exc).__name__}: {getattr(exc, 'detail', None) or exc}", seconds=round(time.monotonic() - started, 3))
+        row.update(error=bounded_text(f"{type(exc).__name__}: {getattr(exc, 'detail', None) or exc}", MAX_DETAIL_CHARS),
+                   seconds=round(time.monotonic() - started, 3))
         return _Tried(row=row)
     accuracy, drop = accuracy_of(measured, sc.goal.metric)
     latency = measured["after"].get("latency_ms")

@@ -27,7 +27,7 @@ from typing import Callable
 import redis
 
 from service.config import Settings
-from service.domain.errors import Unavailable
+from service.domain.errors import Unavailable, bounded_problem
 from service.domain.job import JobRecord, JobState, Progress, utcnow
 from service.lifecycle import expire_job, finish_cancel, instance_alive
 from service.storage import keys
@@ -108,7 +108,7 @@ def _unserved(jobs: JobRepository, settings: Settings, record: JobRecord, now, d
             raise NoChange
         r.state = JobState.failed
         r.finished_at = utcnow()
-        r.error = problem
+        r.error = bounded_problem(problem)
         r.progress = Progress(phase="failed", fraction=0.0, message=reason)
 
     if jobs.update(record.id, change) is not None:
@@ -125,9 +125,10 @@ def _lost(jobs: JobRepository, store: ArtifactStore, settings: Settings, record:
         if r.attempts >= settings.max_attempts:
             r.state = JobState.failed
             r.finished_at = utcnow()
-            r.error = {"type": "https://modelpress.dev/problems/worker-lost", "title": "The job's worker was lost", "status": 500,
-                       "detail": f"the worker running this job ({r.worker}) stopped heartbeating, {r.attempts} of "
-                                 f"max_attempts={settings.max_attempts} attempts used"}
+            r.error = bounded_problem({
+                "type": "https://modelpress.dev/problems/worker-lost", "title": "The job's worker was lost", "status": 500,
+                "detail": f"the worker running this job ({r.worker}) stopped heartbeating, {r.attempts} of "
+                          f"max_attempts={settings.max_attempts} attempts used"})
         else:
             r.state = JobState.queued
             r.progress = Progress(phase="queued", fraction=0.0, message=f"requeued: worker {r.worker} was lost (attempt {r.attempts})")

@@ -15,7 +15,7 @@ from celery.signals import worker_process_init
 from celery.worker.request import Request
 
 from service.config import get_settings
-from service.domain.errors import ModelpressError
+from service.domain.errors import ModelpressError, bounded_problem
 from service.domain.job import ArtifactInfo, JobState, Progress, utcnow
 from service.domain.spec import JobSpec
 from service.queue import RUN_JOB_TASK
@@ -42,6 +42,11 @@ def hard_time_limit_problem(limit_s: float) -> dict:
 
 
 def _failure(exc: BaseException, elapsed_s: float = 0.0) -> dict:
+    """The problem a failed job records, bounded (an exception's text can be any length)."""
+    return bounded_problem(_failure_problem(exc, elapsed_s))
+
+
+def _failure_problem(exc: BaseException, elapsed_s: float) -> dict:
     if isinstance(exc, ModelpressError):
         return exc.to_problem()
     hard = get_settings().job_time_limit_s
@@ -103,8 +108,8 @@ def run_job(self, job_id: str) -> None:
         if r.attempts >= settings.max_attempts:
             r.state = JobState.failed
             r.finished_at = utcnow()
-            r.error = {"type": "https://modelpress.dev/problems/worker-lost", "title": "The job's worker was lost", "status": 500,
-                       "detail": f"the job was started {r.attempts} times and its worker died each time (max_attempts={settings.max_attempts})"}
+            r.error = bounded_problem({"type": "https://modelpress.dev/problems/worker-lost", "title": "The job's worker was lost", "status": 500,
+                       "detail": f"the job was started {r.attempts} times and its worker died each time (max_attempts={settings.max_attempts})"})
             return
         r.state = JobState.running
         r.started_at = r.started_at or utcnow()
@@ -206,7 +211,7 @@ def _fail(record, problem: dict) -> None:
     if record.terminal:
         raise NoChange
     record.state = JobState.failed
-    record.error = problem
+    record.error = bounded_problem(problem)
     record.finished_at = utcnow()
 
 

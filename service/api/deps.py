@@ -13,7 +13,8 @@ import redis
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.config import LOCAL_TENANT, Settings, is_loopback
+from service.api.access import unauthenticated_tenant
+from service.config import Settings
 from service.domain.errors import Unauthorized
 from service.storage.apikeys import ApiKeyRepository
 from service.storage.artifacts import ArtifactStore
@@ -37,12 +38,10 @@ def get_redis(request: Request) -> redis.Redis:
 
 
 def get_tenant(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
-    """The request's tenant: the API key's, or ``local`` when auth is off (loopback clients only)."""
-    if not request.app.state.auth_required:
-        client = request.client.host if request.client else ""
-        if client and not is_loopback(client) and client != "testclient":
-            raise Unauthorized("authentication is off on this server, so it serves loopback clients only")
-        return LOCAL_TENANT
+    """The request's tenant: the API key's, or ``local`` when auth is off (loopback clients only; see access.py)."""
+    local = unauthenticated_tenant(request)
+    if local is not None:
+        return local
     if credentials is None:
         raise Unauthorized("send an API key: Authorization: Bearer mp_<key id>_<secret> (see `modelpress keys create`)")
     key = ApiKeyRepository(request.app.state.redis).verify(credentials.credentials)

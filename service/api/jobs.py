@@ -21,6 +21,7 @@ from service.api.views import JobPage, JobView, Problem
 from service.domain.errors import Conflict, InvalidSpec, InvalidUpload, RateLimited, TooManyJobs, Unavailable
 from service.domain.job import TERMINAL, ArtifactInfo, JobRecord, JobState, new_job_id, utcnow
 from service.domain.spec import JobSpec, parse_spec
+from service.storage.private import private_dir
 from service.inspection import inspect_state_dict, read_catalog
 from service.lifecycle import cancel_job, expire_job
 from service.storage import keys
@@ -99,7 +100,7 @@ def submit_job(
     parts = {"calibration": calibration, "train": train, "eval": eval}
     _check_data_needs(job_spec, {part: {"inputs", "labels"} for part, data in parts.items() if data is not None})
     staging = settings.artifacts_path / ".staging"
-    staging.mkdir(parents=True, exist_ok=True)
+    private_dir(staging)
     with ExitStack() as stack:
         tmp = stack.enter_context(tempfile.NamedTemporaryFile(dir=staging, prefix="upload-", delete=True))
         model_sha, copied = _copy_upload(model, tmp)

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.domain.errors import InvalidSpec, ModelpressError, NotFound
+from service.domain.errors import InvalidSpec, ModelpressError, NotFound, bounded_problem
 
 log = logging.getLogger("modelpress.api")
 
@@ -41,7 +41,7 @@ def problem_response(request: Request, exc: Exception) -> JSONResponse:
     error = as_modelpress_error(exc)
     headers = getattr(exc, "headers", None) or {}
     return JSONResponse(
-        error.to_problem(instance=request.url.path),
+        bounded_problem(error.to_problem(instance=request.url.path)),
         status_code=error.status,
         media_type=PROBLEM_MEDIA_TYPE,
         headers=headers,

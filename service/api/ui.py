@@ -19,7 +19,7 @@ from html import escape
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from service.config import LOCAL_TENANT
+from service.api.access import unauthenticated_tenant
 from service.domain.job import JobRecord
 from service.storage.jobs import JobRepository, TenantJobs
 
@@ -118,10 +118,12 @@ def _page(title: str, body: str, script: str = "", body_attrs: str = "") -> HTML
 
 
 def _local_jobs(request: Request) -> TenantJobs | None:
-    """Auth off: the server renders tenant ``local``'s data. Auth on: None; the page's scripts fetch it with the key."""
-    if request.app.state.auth_required:
+    """Auth off: the server renders tenant ``local``'s data, to loopback clients only (the API's own rule:
+    anyone else gets its 401). Auth on: None; the page's scripts fetch the data with the key."""
+    tenant = unauthenticated_tenant(request)
+    if tenant is None:
         return None
-    return TenantJobs(JobRepository(request.app.state.redis), LOCAL_TENANT)
+    return TenantJobs(JobRepository(request.app.state.redis), tenant)
 
 
 def _row(r: JobRecord) -> str:

@@ -17,6 +17,10 @@
     └── Unavailable                       503 unavailable (Redis or workers down)
 
 A failed job stores the same shape (``to_problem()``) in its record.
+
+Every problem is bounded by ``bounded_problem`` (to_problem, the problem handler, a failed job's
+record, the worker's and the sweeper's failures): ``detail`` at most MAX_DETAIL_CHARS characters,
+other strings MAX_FIELD_CHARS, lists MAX_LIST_ITEMS items, each cut with a marker saying so.
 """
 
 from __future__ import annotations
@@ -24,6 +28,45 @@ from __future__ import annotations
 from typing import Any
 
 PROBLEM_BASE = "https://modelpress.dev/problems/"
+
+MAX_DETAIL_CHARS = 2048  # a problem's detail (an exception's text can be any length: 158 KB was seen)
+MAX_FIELD_CHARS = 512  # any other string in a problem: title, an error's loc or msg
+MAX_LIST_ITEMS = 50  # e.g. the errors of a spec; "<name>_omitted" says how many were cut
+MAX_DEPTH = 4  # members nested deeper are dropped
+
+
+def bounded_text(text: str, limit: int) -> str:
+    """``text`` if it fits in ``limit`` characters, else its start and a marker, ``limit`` characters in all."""
+    if len(text) <= limit:
+        return text
+    marker = f" [... cut: {len(text)} characters in all, {{}} shown]"
+    keep = limit - len(marker.format(limit))
+    return text[:keep] + marker.format(keep)
+
+
+def _bounded(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return bounded_text(value, MAX_FIELD_CHARS)
+    if depth >= MAX_DEPTH:
+        return value if isinstance(value, (int, float, bool)) or value is None else "[... cut: nested too deep]"
+    if isinstance(value, dict):
+        return {bounded_text(str(k), MAX_FIELD_CHARS): _bounded(v, depth + 1) for k, v in list(value.items())[:MAX_LIST_ITEMS]}
+    if isinstance(value, (list, tuple)):
+        return [_bounded(v, depth + 1) for v in value[:MAX_LIST_ITEMS]]
+    return value
+
+
+def bounded_problem(problem: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``problem`` (RFC 9457 members plus extras) that fits the bounds above; idempotent."""
+    out: dict[str, Any] = {}
+    for key, value in problem.items():
+        if key == "detail":
+            out[key] = bounded_text(str(value), MAX_DETAIL_CHARS)
+        else:
+            out[key] = _bounded(value, 1)
+            if isinstance(value, (list, tuple)) and len(value) > MAX_LIST_ITEMS and not str(key).endswith("_omitted"):
+                out[f"{key}_omitted"] = len(value) - MAX_LIST_ITEMS
+    return out
 
 
 class ModelpressError(Exception):
@@ -49,7 +92,7 @@ class ModelpressError(Exception):
         if instance:
             problem["instance"] = instance
         problem.update(self.extra)
-        return problem
+        return bounded_problem(problem)
 
 
 class NotFound(ModelpressError):

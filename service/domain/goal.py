@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from service.domain.bounds import SIZE_BYTES_MAX
+
 GoalMetric = Literal["top1", "agreement"]
 
 
@@ -27,7 +29,7 @@ class Goal(BaseModel):
         default=None, gt=0.0, le=1000.0,
         description="Smallest allowed speedup (p50 latency before / after, first batch size of `evaluate`).",
     )
-    max_size_bytes: int | None = Field(default=None, ge=1, description="Largest allowed artifact file, in bytes.")
+    max_size_bytes: int | None = Field(default=None, ge=1, le=SIZE_BYTES_MAX, description="Largest allowed artifact file, in bytes.")
     metric: GoalMetric = Field(
         default="top1",
         description="top1: top-1 accuracy on the eval labels; agreement: top-1 agreement with the original model's outputs "

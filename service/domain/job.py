@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_serializer, field_validator
 
-from service.domain.errors import Conflict
+from service.domain.errors import Conflict, bounded_problem
 
 
 class JobState(str, Enum):
@@ -80,6 +80,15 @@ class JobRecord(BaseModel):
     inputs: list[ArtifactInfo] = Field(default_factory=list)
     artifacts: list[ArtifactInfo] = Field(default_factory=list)
     summary: dict[str, Any] | None = None
+
+    @field_validator("error")
+    @classmethod
+    def _bounded_error_in(cls, error: dict[str, Any] | None) -> dict[str, Any] | None:
+        return bounded_problem(error) if error is not None else None  # records written before errors were bounded
+
+    @field_serializer("error")
+    def _bounded_error_out(self, error: dict[str, Any] | None) -> dict[str, Any] | None:
+        return bounded_problem(error) if error is not None else None  # whatever path assigned it
 
     @property
     def terminal(self) -> bool:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from service.domain.capabilities import problems_for, quantize_runtime
 from service.domain.steps.quantize import RUNTIME_OUTPUT
+from service.domain import strict_json
+from service.domain.bounds import INPUT_DIM_MAX, SEED_MAX, check_config
 from service.domain.errors import InvalidSpec
 from service.domain.goal import Goal
 from service.domain.steps import Step
@@ -27,7 +29,9 @@ class Strict(BaseModel):
 
 
 class InputSpec(Strict):
-    shape: list[int] = Field(min_length=1, max_length=8, description="Example input shape, batch first, e.g. [1, 784].")
+    shape: list[Annotated[int, Field(ge=1, le=INPUT_DIM_MAX)]] = Field(
+        min_length=1, max_length=8, description="Example input shape, batch first, e.g. [1, 784]."
+    )
     dtype: DType = "float32"
 
     @model_validator(mode="after")
@@ -49,6 +53,11 @@ class ModelSpec(Strict):
         default=None, description="Example input; default: the architecture's. Required for TorchScript uploads."
     )
 
+    @field_validator("config")
+    @classmethod
+    def _bounded_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        return check_config(config)
+
     @model_validator(mode="after")
     def _format_needs(self) -> "ModelSpec":
         if self.format == "safetensors" and self.architecture is None:
@@ -63,7 +72,7 @@ class ModelSpec(Strict):
 
 class EvaluateSpec(Strict):
     latency: bool = True
-    batch_sizes: list[int] = Field(default=[1], min_length=1, max_length=4)
+    batch_sizes: list[Annotated[int, Field(ge=1, le=1024)]] = Field(default=[1], min_length=1, max_length=4)
     threads: int = Field(default=1, ge=1, le=256, description="torch threads while timing (1 is the most reproducible).")
 
     @model_validator(mode="after")
@@ -90,7 +99,7 @@ class JobSpec(Strict):
         description="Artifact formats; default: packed after quantize:kmeans, safetensors when the model stays plain float, else the "
         "quantize step's runtime's format (eager: torchscript, inductor: pt2, onnxruntime: onnx).",
     )
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=SEED_MAX, description="Seeds every random choice of the job (torch, synthetic data).")
 
     @field_validator("steps")
     @classmethod
@@ -157,7 +166,23 @@ class JobSpec(Strict):
 
 
 def parse_spec(text: str | bytes) -> JobSpec:
-    """Parse and validate spec JSON text; raise ``InvalidSpec`` naming the wrong fields."""
+    """Parse and validate spec JSON text; raise ``InvalidSpec`` naming the wrong fields.
+
+    The text must be strict JSON first (no duplicate keys at any depth, no NaN/Infinity): both
+    parsers then agree on what it says, and pydantic validates it."""
+    try:
+        strict_json.loads(text)
+    except strict_json.DuplicateKey as exc:
+        raise InvalidSpec(
+            f"the spec has the key {exc.key!r} twice in one object; each key at most once",
+            errors=[{"loc": exc.key, "msg": "duplicate key", "type": "json_duplicate_key"}],
+        ) from None
+    except strict_json.NonFiniteNumber as exc:
+        raise InvalidSpec(f"the spec is not valid JSON: {exc}", errors=[{"loc": "spec", "msg": str(exc), "type": "json_invalid"}]) from None
+    except RecursionError:
+        raise InvalidSpec("the spec is nested too deeply", errors=[{"loc": "spec", "msg": "nested too deeply", "type": "json_invalid"}]) from None
+    except ValueError:
+        pass  # malformed JSON: pydantic's error below says where
     try:
         return JobSpec.model_validate_json(text)
     except ValidationError as exc:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from service.domain.errors import NotFound
+from service.storage.private import private_dir
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -130,7 +131,7 @@ class LocalArtifactStore(ArtifactStore):
 
     def put_stream(self, job_id: str, area: str, name: str, source: BinaryIO) -> tuple[int, str]:
         target = self.path(job_id, area, name)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)  # 0700 directories; mkstemp's file is 0600
         reader = HashingReader(source)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
@@ -190,7 +191,7 @@ class LocalArtifactStore(ArtifactStore):
         shutil.rmtree(self.root / job_id, ignore_errors=True)
 
     def check(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
 
 
 _stores: dict[tuple, ArtifactStore] = {}

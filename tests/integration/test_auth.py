@@ -126,6 +126,25 @@ def test_keys_cli_create_list_revoke(auth_stack, capsys, monkeypatch):
     capsys.readouterr()
 
 
+def test_keys_cli_finds_the_stacks_redis_from_its_data_dir_and_never_guesses(auth_stack, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("MODELPRESS_REDIS_URL", "MODELPRESS_DATA_DIR")}
+    env["HOME"] = str(tmp_path)  # the default data dir (~/.modelpress) has no stack either
+
+    def keys_create(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "modelpress.cli", "keys", "create", "--tenant", "dd", "--json", *extra],
+                              capture_output=True, text=True, env=env, timeout=60, check=False)
+
+    refused = keys_create()
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "no Redis to keep the keys in" in refused.stderr and "--redis-url" in refused.stderr
+    made = keys_create("--data-dir", str(auth_stack.data_dir))
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)["key"]
+    CREATED_KEYS.append(key)
+    with client(auth_stack, key) as c:
+        assert c.get("/jobs").status_code == 200
+
+
 def test_tenants_see_only_their_own_jobs(auth_stack, digits_mlp_path):
     with client(auth_stack, new_key(auth_stack, "alice")) as a, client(auth_stack, new_key(auth_stack, "bob")) as b:
         job = submit(a, digits_mlp_path, INT8).json()

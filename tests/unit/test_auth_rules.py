@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.config import AuthMode, InsecureSettings, Settings, is_loopback
-from service.main import command_line_host
+from service.api.access import command_line_host
 from service.storage.apikeys import KEY_RE, check_tenant, hash_secret, new_key, parse_key
 from service.domain.errors import InvalidSpec
 

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from service.domain.bounds import RANK_MAX
 from service.domain.steps.base import StepConfig
 
 
@@ -18,7 +19,7 @@ class SVDLowRank(StepConfig):
 
     method: Literal["lowrank"] = "lowrank"
     kind: Literal["svd"] = "svd"
-    rank: int | None = Field(default=None, ge=1, description="Rank to keep in every factorized layer.")
+    rank: int | None = Field(default=None, ge=1, le=RANK_MAX, description="Rank to keep in every factorized layer.")
     energy: float | None = Field(default=None, gt=0.0, le=1.0, description="Fraction of spectral energy to keep, in (0, 1].")
 
     @model_validator(mode="after")

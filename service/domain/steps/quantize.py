@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from service.domain.steps.base import StepConfig
 
@@ -92,7 +92,7 @@ class KMeansQuantize(StepConfig):
     method: Literal["quantize"] = "quantize"
     kind: Literal["kmeans"] = "kmeans"
     bits: int = Field(default=5, ge=2, le=8, description="Code bits per weight: at most 2**bits distinct values per layer.")
-    layer_bits: dict[str, int] = Field(
+    layer_bits: dict[str, Annotated[int, Field(ge=2, le=8)]] = Field(
         default_factory=dict, description="Per-layer override, module name -> bits (2..8), e.g. {'fc3': 6}."
     )
     init: Literal["linear", "density", "random"] = Field(
@@ -102,11 +102,3 @@ class KMeansQuantize(StepConfig):
     finetune_epochs: int = Field(default=3, ge=0, le=100, description="Codebook fine-tuning epochs on the labelled train data (0: none).")
     learning_rate: float = Field(default=1e-4, gt=0.0, le=1.0, description="Adam learning rate of the centroid fine-tuning.")
     batch_size: int = Field(default=64, ge=1, le=4096, description="Fine-tuning batch size.")
-
-    @field_validator("layer_bits")
-    @classmethod
-    def _bits_range(cls, value: dict[str, int]) -> dict[str, int]:
-        bad = {k: v for k, v in value.items() if not 2 <= v <= 8}
-        if bad:
-            raise ValueError(f"layer_bits values must be 2..8: {bad}")
-        return value

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from service.domain.bounds import check_config
 from service.domain.steps.base import StepConfig
 
 
@@ -64,6 +65,11 @@ class Student(BaseModel):
     )
     importance: Literal["l1", "l2"] = Field(default="l2", description="Channel importance for prune_amount.")
     round_to: int | None = Field(default=None, ge=1, le=1024, description="Keep pruned channel counts a multiple of this.")
+
+    @field_validator("config")
+    @classmethod
+    def _bounded_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        return check_config(config)
 
     @model_validator(mode="after")
     def _one_source(self) -> "Student":
