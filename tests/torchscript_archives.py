@@ -164,13 +164,13 @@ class CustomNamespace(nn.Module):
 
 FROM_FILE_ARGS = f'"{SECRET}", False, 4'
 HAND_WRITTEN = {
-    "alias-torch": ("aten::from_file", f"t = torch\n    return t.from_file({FROM_FILE_ARGS})"),
+    "alias-torch": ("`torch` as a plain value", f"t = torch\n    return t.from_file({FROM_FILE_ARGS})"),
     "alias-function": ("aten::from_file", f"f = torch.from_file\n    return f({FROM_FILE_ARGS})"),
     "getattr-torch": ("aten::from_file", f'return getattr(torch, "from_file")({FROM_FILE_ARGS})'),
     "torch-autograd": ("aten::from_file", f"return torch.autograd.from_file({FROM_FILE_ARGS})"),
     "ops-aten": ("aten::from_file", f"return ops.aten.from_file({FROM_FILE_ARGS})"),
     "ops-namespace-autograd": ("aten::from_file", f"return ops.evil.autograd.from_file({FROM_FILE_ARGS})"),
-    "alias-ops-namespace": ("aten::from_file", f"o = ops.aten\n    return o.from_file({FROM_FILE_ARGS})"),
+    "alias-ops-namespace": ("`ops.aten` as a plain value", f"o = ops.aten\n    return o.from_file({FROM_FILE_ARGS})"),
     "custom-class-path": ("__torch__.torch.classes.profiling._ScriptProfile",
                           "p = __torch__.torch.classes.profiling._ScriptProfile()\n    p.enable()\n    return x"),
 }
