@@ -24,7 +24,10 @@ from dataclasses import dataclass
 
 from service.domain.errors import InvalidUpload, UnsafeUpload
 from service.torchscript_ops import (
-    CUSTOM_CLASS_PREFIX, custom_class_refusal, method_name_refusal, op_refusal,
+    CUSTOM_CLASS_PREFIX,
+    custom_class_refusal,
+    method_name_refusal,
+    op_refusal,
 )
 
 ROOT_NAMES = frozenset({"torch", "ops", "__torch__"})
