@@ -12,7 +12,7 @@ import io
 import pickletools
 import re
 
-from service.domain.errors import InvalidUpload, UnsafeUpload
+from service.domain.errors import InvalidUpload, UnsafeTorchScriptOp, UnsafeUpload
 from service.torchscript_ops import CUSTOM_CLASS_PREFIX, custom_class_refusal
 
 ALLOWED_GLOBALS = re.compile(
@@ -45,5 +45,5 @@ def _check_custom_class(arg: str, name: str) -> None:
     qualified = f"{module[len(CUSTOM_CLASS_PREFIX):]}.{cls}"
     why = custom_class_refusal(qualified)
     if why:
-        raise UnsafeUpload(f"{name}: the pickle builds {CUSTOM_CLASS_PREFIX}{qualified}, which {why}", detected="torchscript-op",
+        raise UnsafeTorchScriptOp(f"{name}: the pickle builds {CUSTOM_CLASS_PREFIX}{qualified}, which {why}", detected="torchscript-op",
                            op=CUSTOM_CLASS_PREFIX + qualified, location=name)

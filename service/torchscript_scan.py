@@ -22,7 +22,7 @@ import ast
 import zipfile
 from dataclasses import dataclass
 
-from service.domain.errors import InvalidUpload, UnsafeUpload
+from service.domain.errors import InvalidUpload, UnsafeTorchScriptOp
 from service.torchscript_ops import (
     CUSTOM_CLASS_PREFIX,
     custom_class_refusal,
@@ -52,7 +52,7 @@ def code_entries(names: list[str]) -> list[str]:
 
 
 def scan_archive(archive: zipfile.ZipFile, names: list[str], limits: CodeLimits = CodeLimits()) -> None:
-    """Raise ``UnsafeUpload`` naming the first refused op (and where it is), or ``InvalidUpload`` when
+    """Raise ``UnsafeTorchScriptOp`` naming the first refused op (and where it is), or ``InvalidUpload`` when
     the code cannot be read within the limits."""
     entries = code_entries(names)
     sizes = {n: archive.getinfo(n).file_size for n in entries}  # check_zip has verified the declared sizes
@@ -192,7 +192,7 @@ def _check_getattr(node: ast.Call, where: str) -> None:
 def _refuse(what: str, why: str, where: str, node: ast.AST) -> None:
     line = getattr(node, "lineno", None)
     at = f"{where}, line {line}" if line else where
-    raise UnsafeUpload(
+    raise UnsafeTorchScriptOp(
         f"the TorchScript code uses {what}, which modelpress refuses: it {why}. Found in {at}.",
         detected="torchscript-op",
         op=what,

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import torch
 
-from service.domain.errors import UnsafeUpload
+from service.domain.errors import UnsafeTorchScriptOp
 from service.torchscript_ops import CUSTOM_CLASS_PREFIX, custom_class_refusal, op_refusal
 
 
 def check_graphs(model: torch.jit.ScriptModule) -> None:
-    """Raise ``UnsafeUpload`` naming the first refused node kind (or custom class) and its method."""
+    """Raise ``UnsafeTorchScriptOp`` naming the first refused node kind (or custom class) and its method."""
     for module_name, module in model.named_modules():
         script_module = module._c
         for method_name in script_module._method_names():
@@ -62,7 +62,7 @@ def _check_type(value_type, where: str) -> None:
 
 
 def _refuse(what: str, why: str, where: str) -> None:
-    raise UnsafeUpload(
+    raise UnsafeTorchScriptOp(
         f"the loaded TorchScript graph uses {what}, which modelpress refuses: it {why}. Found in {where}.",
         detected="torchscript-op",
         op=what,

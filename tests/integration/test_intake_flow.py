@@ -96,7 +96,7 @@ class TestRejectedIntake:
     def test_a_file_reading_op_is_refused_at_submit(self, api):
         evil = archive(torch.jit.script(FromFile()))
         problem = _problem(submit(api, evil, TS_SPEC, filename="m.pt"), 422, "upload-unsafe")
-        assert problem["op"] == "aten::from_file"
+        assert problem["op"] == "aten::from_file" and problem["title"] == "The TorchScript code uses an op modelpress refuses"
         assert "aten::from_file" in problem["detail"] and "FromFile.forward" in problem["detail"]
 
     def test_code_that_does_not_parse_is_refused_at_submit(self, api):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from service import intake
-from service.domain.errors import InvalidUpload, UnsafeUpload
+from service.domain.errors import InvalidUpload, UnsafeTorchScriptOp, UnsafeUpload
 from service.picklescan import check_pickle
 from service.torchscript_ops import DENIED_OPS, method_name_refusal, op_refusal
 from service.torchscript_scan import CodeLimits, scan_archive, scan_code
@@ -39,6 +39,7 @@ def refused(tmp_path, data: bytes, op: str) -> UnsafeUpload:
         intake.sniff(write(tmp_path, data))
     problem = caught.value.to_problem()
     assert problem["type"].endswith("/upload-unsafe") and problem["status"] == 422
+    assert problem["title"] == UnsafeTorchScriptOp.title
     assert problem["op"] == op and op in problem["detail"]
     return caught.value
 
