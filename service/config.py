@@ -138,6 +138,14 @@ class Settings(BaseSettings):
         "(to exercise the grace revoke and the hard time limit).",
     )
 
+    # TorchScript intake (the op allowlist, service/torchscript_ops.py)
+    torchscript_op_check: bool = Field(
+        default=True,
+        description="Check a TorchScript upload's code at submit, and its loaded graphs in the worker, against the op "
+        "allowlist (no file, shared-memory, process or network ops). Disabling it is only for testing the sandbox, "
+        "the second line of defence.",
+    )
+
     @model_validator(mode="after")
     def _store_complete(self) -> "Settings":
         if self.artifact_store == "s3" and not self.s3_bucket:

@@ -2,7 +2,9 @@
 
 Safetensors headers are parsed and checked completely (offsets, dtypes, sizes)
 before anything else touches the file. Pickles, and zip archives holding
-pickles (``torch.save`` output), are recognised and refused.
+pickles (``torch.save`` output), are recognised and refused. A TorchScript
+archive's pickles are walked and its code is read against the op allowlist
+(``service.torchscript_scan``) before any worker loads it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from service.domain import strict_json
 from service.domain.errors import InvalidUpload, UnsafeUpload, UnsupportedUpload
 from service.picklescan import check_pickle
+from service.torchscript_scan import CodeLimits, scan_archive
 from service.zipsafety import ZipLimits, check_zip
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -58,11 +61,14 @@ class SafetensorsHeader:
         return {k: t.shape for k, t in self.tensors.items()}
 
 
-def sniff(path: Path, zip_limits: ZipLimits = ZipLimits()) -> str:
+def sniff(
+    path: Path, zip_limits: ZipLimits = ZipLimits(), *, op_check: bool = True, code_limits: CodeLimits = CodeLimits()
+) -> str:
     """Return 'safetensors' or 'torchscript', or raise the problem that tells the user what to send.
 
     A zip is checked for safety (entries, sizes, ratios, names, CRCs) before its layout is read;
-    a TorchScript archive's pickles are walked (never run) against an allowlist of globals."""
+    a TorchScript archive's pickles are walked (never run) against an allowlist of globals, and,
+    with ``op_check``, its code is parsed (never run) against the op allowlist."""
     with open(path, "rb") as f:
         head = f.read(16)
     if len(head) == 0:
@@ -73,7 +79,7 @@ def sniff(path: Path, zip_limits: ZipLimits = ZipLimits()) -> str:
         names = check_zip(path, zip_limits)
         kind = zip_kind(names)
         if kind == "torchscript":
-            _check_torchscript_pickles(path, names)
+            _check_torchscript(path, names, op_check, code_limits)
             return "torchscript"
         if kind == "pt2":
             raise UnsupportedUpload(
@@ -110,18 +116,22 @@ def zip_kind(names: list[str]) -> str:
     return "zip"
 
 
-def _check_torchscript_pickles(path: Path, names: list[str]) -> None:
+def _check_torchscript(path: Path, names: list[str], op_check: bool, code_limits: CodeLimits) -> None:
     roots = {n.split("/", 1)[0] for n in names}
     if len(roots) != 1:
         raise InvalidUpload(f"a TorchScript archive has one top-level folder; this one has {len(roots)}")
     root = roots.pop()
-    for required in ("data.pkl", "constants.pkl", "version"):
+    for required in ("data.pkl", "constants.pkl"):
         if f"{root}/{required}" not in names:
             raise InvalidUpload(f"not a complete TorchScript archive: {required} is missing")
+    if f"{root}/version" not in names and f"{root}/.data/version" not in names:  # torch writes either
+        raise InvalidUpload("not a complete TorchScript archive: version is missing")
     with zipfile.ZipFile(path) as archive:
         for name in names:
             if name.endswith((".pkl", ".debug_pkl")):
                 check_pickle(archive.read(name), name)
+        if op_check:
+            scan_archive(archive, names, code_limits)
 
 
 def read_safetensors_header(path: Path, *, max_tensors: int, max_parameters: int) -> SafetensorsHeader:

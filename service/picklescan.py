@@ -12,7 +12,8 @@ import io
 import pickletools
 import re
 
-from service.domain.errors import InvalidUpload, UnsafeUpload
+from service.domain.errors import InvalidUpload, UnsafeTorchScriptOp, UnsafeUpload
+from service.torchscript_ops import CUSTOM_CLASS_PREFIX, custom_class_refusal
 
 ALLOWED_GLOBALS = re.compile(
     r"^(__torch__(\.[\w.]+)? \w+"
@@ -32,5 +33,17 @@ def check_pickle(data: bytes, name: str) -> None:
                 raise UnsafeUpload(f"{name}: pickle opcode {opcode.name} is not accepted in a TorchScript archive", detected="pickle-global")
             if opcode.name == "GLOBAL" and not ALLOWED_GLOBALS.match(str(arg)):
                 raise UnsafeUpload(f"{name}: the pickle names {arg!r}, which a TorchScript archive has no reason to", detected="pickle-global")
+            if opcode.name == "GLOBAL" and str(arg).startswith(CUSTOM_CLASS_PREFIX):
+                _check_custom_class(str(arg), name)
     except (ValueError, IndexError, EOFError) as exc:
         raise InvalidUpload(f"{name}: corrupt pickle stream ({exc})") from None
+
+
+def _check_custom_class(arg: str, name: str) -> None:
+    """``__torch__.torch.classes.<ns> <Class>``: a C++ custom class the unpickler would build."""
+    module, _, cls = arg.partition(" ")
+    qualified = f"{module[len(CUSTOM_CLASS_PREFIX):]}.{cls}"
+    why = custom_class_refusal(qualified)
+    if why:
+        raise UnsafeTorchScriptOp(f"{name}: the pickle builds {CUSTOM_CLASS_PREFIX}{qualified}, which {why}", detected="torchscript-op",
+                           op=CUSTOM_CLASS_PREFIX + qualified, location=name)

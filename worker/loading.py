@@ -8,9 +8,11 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from service.config import get_settings
 from service.domain.errors import InvalidSpec, InvalidUpload
 from service.domain.spec import JobSpec
 from worker.architectures import InvalidArchitectureConfig, UnknownArchitecture, build_model, get_architecture
+from worker.torchscript_graph import check_graphs
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32}
 
@@ -43,11 +45,14 @@ def load_torchscript(path: Path) -> torch.jit.ScriptModule:
     """``torch.jit.load`` on an archive the API has already checked (zip limits, names, CRCs, pickle globals).
 
     TorchScript reads ``data.pkl`` with its own restricted unpickler (TorchScript classes from the
-    archive's code, tensors and containers; no arbitrary Python callables)."""
+    archive's code, tensors and containers; no arbitrary Python callables). Then every method's
+    inlined graph is checked against the op allowlist (``worker.torchscript_graph``)."""
     try:
         model = torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as exc:  # a tampered or incompatible archive: say so, do not crash the worker
         raise InvalidUpload(f"the TorchScript archive does not load: {type(exc).__name__}: {str(exc)[:300]}") from None
+    if get_settings().torchscript_op_check:
+        check_graphs(model)  # the same op allowlist as the API's scan, on the inlined graphs
     for parameter in model.parameters():
         parameter.requires_grad_(False)  # inference only; a ScriptModule run under inference_mode needs this
     return model

@@ -255,7 +255,7 @@ def _check_students(spec: JobSpec, settings, redis_client) -> None:
 
 
 def _check_model_upload(path: Path, spec: JobSpec, settings, redis_client) -> None:
-    kind = intake.sniff(path, settings.zip_limits)
+    kind = intake.sniff(path, settings.zip_limits, op_check=settings.torchscript_op_check)
     if kind != spec.model.format:
         raise InvalidUpload(f"the model file is {kind}, but the spec says model.format={spec.model.format!r}")
     if kind == "torchscript":

@@ -9,6 +9,7 @@
     ├── InvalidSpec                       422 spec-invalid
     ├── InvalidUpload                     422 upload-invalid (corrupt, wrong keys, ...)
     ├── UnsafeUpload                      422 upload-unsafe (pickles)
+    │   └── UnsafeTorchScriptOp           422 upload-unsafe (a TorchScript op or custom class outside the allowlist)
     ├── UnsupportedUpload                 415 upload-unsupported (unknown format)
     ├── UploadTooLarge                    413 upload-too-large
     ├── TooManyJobs                       429 too-many-jobs (MODELPRESS_MAX_QUEUED_JOBS),
@@ -113,6 +114,12 @@ class InvalidUpload(ModelpressError):
 
 class UnsafeUpload(ModelpressError):
     status, slug, title = 422, "upload-unsafe", "The upload would need unpickling, which modelpress never does"
+
+
+class UnsafeTorchScriptOp(UnsafeUpload):
+    """A TorchScript archive's code or graph uses an op outside ``service/torchscript_ops.py``'s allowlist."""
+
+    title = "The TorchScript code uses an op modelpress refuses"
 
 
 class UnsupportedUpload(ModelpressError):

@@ -8,8 +8,10 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from tests.integration.helpers import job_count, staging_files, stored_job_dirs, submit, wait
+from tests.torchscript_archives import FromFile, archive
 from tests.zips import CLASSES, EVIL_PICKLE, FEATURES, entry_name, rezip, torchscript_bytes, zip_bomb
 
 TS_SPEC = {
@@ -91,11 +93,24 @@ class TestRejectedIntake:
         job_spec = {**TS_SPEC, "model": {"format": "torchscript"}}
         _problem(submit(api, torchscript_bytes(), job_spec, filename="m.pt"), 422, "spec-invalid")
 
+    def test_a_file_reading_op_is_refused_at_submit(self, api):
+        evil = archive(torch.jit.script(FromFile()))
+        problem = _problem(submit(api, evil, TS_SPEC, filename="m.pt"), 422, "upload-unsafe")
+        assert problem["op"] == "aten::from_file" and problem["title"] == "The TorchScript code uses an op modelpress refuses"
+        assert "aten::from_file" in problem["detail"] and "FromFile.forward" in problem["detail"]
+
+    def test_code_that_does_not_parse_is_refused_at_submit(self, api):
+        data = torchscript_bytes()
+        broken = rezip(data, replace={entry_name(data, ".py"): b"def forward(self, x:\n  return x\n"})
+        problem = _problem(submit(api, broken, TS_SPEC, filename="m.pt"), 422, "upload-invalid")
+        assert "not valid syntax" in problem["detail"]
+
 
 def test_tampered_code_fails_the_job_with_a_reason(api):
     data = torchscript_bytes()
     code = entry_name(data, ".py")
-    broken = rezip(data, replace={code: b"def forward(self, x:\n  return x\n"})
+    # valid syntax, so the submit-time scan passes it; torch.jit.load then finds no class Odd
+    broken = rezip(data, replace={code: b"def forward(self, x):\n  return x\n"})
     response = submit(api, broken, TS_SPEC, filename="m.pt")
     assert response.status_code == 202, response.text
     job = wait(api, response.json()["id"], timeout=60)
