@@ -14,6 +14,8 @@ read-check-write then (its reads see whatever the interrupted EXEC did or did no
 
 from __future__ import annotations
 
+import copy
+import logging
 import socket
 import time
 from typing import Callable, TypeVar
@@ -24,6 +26,7 @@ from redis.exceptions import ConnectionError, TimeoutError
 from redis.retry import Retry
 
 T = TypeVar("T")
+log = logging.getLogger("modelpress.redis")
 
 # BusyLoadingError (LOADING) is a ConnectionError, so it is retried too
 RETRIED_ERRORS = (ConnectionError, TimeoutError, socket.timeout)
@@ -31,12 +34,17 @@ BACKOFF_BASE_S, BACKOFF_CAP_S = 0.05, 2.0
 
 
 class DeadlineRetry(Retry):
-    """redis-py's ``Retry``, stopping ``budget_s`` after the first failure rather than after N tries."""
+    """redis-py's ``Retry``, stopping ``budget_s`` after the first failure rather than after N tries.
+    ``on_failure(error, failures)`` hears of every failure it retries (or gives up on)."""
 
-    def __init__(self, budget_s: float, backoff=None):
+    def __init__(self, budget_s: float, backoff=None, on_failure: Callable[[Exception, int], None] | None = None):
         super().__init__(backoff or ExponentialBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S), retries=1_000_000,
                          supported_errors=RETRIED_ERRORS)
         self.budget_s = budget_s
+        self.on_failure = on_failure or _log_first_failure
+
+    def __deepcopy__(self, memo) -> "DeadlineRetry":  # each connection copies the client's retry: share the callback
+        return DeadlineRetry(self.budget_s, copy.deepcopy(self._backoff, memo), self.on_failure)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, DeadlineRetry) and other.budget_s == self.budget_s and super().__eq__(other)
@@ -58,6 +66,7 @@ class DeadlineRetry(Retry):
                     fail(error, failures)
                 else:
                     fail(error)
+                self.on_failure(error, failures)
                 now = time.monotonic()
                 deadline = deadline if deadline is not None else now + self.budget_s
                 if now >= deadline:
@@ -65,10 +74,17 @@ class DeadlineRetry(Retry):
                 time.sleep(min(self._backoff.compute(failures), max(0.0, deadline - now)))
 
 
-def redis_client(url: str, *, retry_s: float, socket_timeout: float = 30.0, **kwargs) -> redis.Redis:
+def redis_client(url: str, *, retry_s: float, socket_timeout: float = 30.0,
+                 on_failure: Callable[[Exception, int], None] | None = None, **kwargs) -> redis.Redis:
     """A client whose commands are retried across a Redis restart for up to ``retry_s`` seconds."""
     return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=min(socket_timeout, 5.0),
-                                retry=DeadlineRetry(retry_s), retry_on_error=list(RETRIED_ERRORS), **kwargs)
+                                retry=DeadlineRetry(retry_s, on_failure=on_failure), retry_on_error=list(RETRIED_ERRORS),
+                                **kwargs)
+
+
+def _log_first_failure(error: Exception, failures: int) -> None:
+    if failures == 1:
+        log.warning("redis unavailable (%s: %s); retrying", type(error).__name__, error)
 
 
 def watched(client: redis.Redis, body: Callable[[redis.client.Pipeline], T]) -> T:
