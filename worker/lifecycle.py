@@ -3,7 +3,8 @@
 On ``worker_ready`` (main process) it starts three daemon threads:
 - heartbeat: refreshes ``mp:worker:<hostname>`` (with a TTL) describing this worker, including
   ``instance``: an id made once per main process (pool children inherit it), so a restarted worker
-  with the same name is told apart from the one that died;
+  with the same name is told apart from the one that died; and the lease of every job its pool
+  processes run (``worker/lease.py``);
 - inspector: answers the API's "does this state_dict fit that architecture?" requests;
 - sweeper: requeues jobs no process runs any more, finishes stuck cancels, expires old artifacts,
   removes orphaned job folders (``worker/sweeper.py``; the folders also once here, at start).
@@ -79,9 +80,12 @@ def publish_catalog(client: redis.Redis) -> None:
 
 
 def _heartbeat_loop(client: redis.Redis, description: dict, period: float) -> None:
+    from worker.lease import refresh_active
+
     while not _stop.is_set():
         try:
             record_heartbeat(client, description["name"], description["queues"], description, ttl_s=max(3, int(period * 3)))
+            refresh_active(client, INSTANCE, period)
         except redis.RedisError:
             log.warning("heartbeat: redis unavailable")
         _stop.wait(period)

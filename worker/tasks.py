@@ -24,7 +24,7 @@ from service.storage.connection import redis_client
 from service.storage.jobs import JobNotFound, JobRepository, NoChange
 from worker.celery_app import app
 from worker.guard import MemoryLimitExceeded, memory_guard, memory_problem
-from worker.lease import JobLease, JobSuperseded
+from worker.lease import JobLease
 from worker.lifecycle import INSTANCE
 from worker.workdirs import job_workdir
 
@@ -36,6 +36,10 @@ METRICS_FILE = "metrics.json"
 
 class JobCancelled(Exception):
     pass
+
+
+class JobSuperseded(Exception):
+    """The record moved on without this run (requeued, or claimed by another run): stop, touch nothing."""
 
 
 def hard_time_limit_problem(limit_s: float) -> dict:
@@ -137,7 +141,6 @@ def run_job(self, job_id: str) -> None:
     if claimed is None or claimed.state != JobState.running:
         store.remove_area(job_id, "outputs")
         return
-    lease.keep()
     try:
         with job_workdir(job_id) as workdir:
             _run_claimed(self, jobs, store, settings, record, claimed, lease, workdir)
@@ -162,15 +165,15 @@ def _run_claimed(task, jobs: JobRepository, store, settings, record, claimed, le
         r.progress = value
 
     def progress(phase: str, step: int | None, fraction: float, message: str) -> None:
-        lease.check()
         jobs.update(job_id, lambda r: set_progress(r, Progress(phase=phase, step=step, fraction=fraction, message=message)))
         if message != last_message[0]:
             last_message[0] = message
             say(f"[{phase} {fraction:.0%}] {message}")
 
     def check_cancelled() -> None:
-        lease.check()
-        if jobs.get(job_id).state == JobState.cancelling:
+        current = jobs.get(job_id)
+        ours(current)
+        if current.state == JobState.cancelling:
             raise JobCancelled()
 
     def killed_for_memory(peak_mb: float) -> None:  # the guard's last resort, just before it SIGKILLs this process
@@ -217,7 +220,7 @@ def _run_claimed(task, jobs: JobRepository, store, settings, record, claimed, le
             delay_cancellable=settings.test_delay_cancellable,
             search_max_seconds=min(settings.search_max_seconds, settings.job_soft_time_limit_s),
         )
-        lease.check()
+        ours(jobs.get(job_id))
         artifacts = []
         for output in result.outputs:
             size, sha = store.put_file(job_id, "outputs", output.name, output.path)

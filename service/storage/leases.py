@@ -1,12 +1,12 @@
 """Job leases: which process is running a job right now. No torch, no Celery.
 
-The process that claims a job writes ``mp:lease:<job>`` (a JSON holder: a token made for this run,
-the worker instance, host and pid) with a TTL of three heartbeats, and refreshes it every heartbeat
-while the job runs. A ``running`` record without a lease has lost its runner: the sweeper requeues
+The process that claims a job writes ``mp:lease:<job>`` (a JSON holder: a token naming the run,
+the worker instance, host and pid of the process running it) with a TTL of three heartbeats; the
+worker refreshes it every heartbeat while the job runs (``worker/lease.py``). A ``running`` record without a lease has lost its runner: the sweeper requeues
 or fails it (``worker/sweeper.py``), and a redelivered message may take it over (``worker/tasks.py``).
 
 Refresh and release only touch a lease that is still the caller's (same token), so a run that was
-taken over learns it at its next refresh and stops, instead of overwriting the new run's lease.
+taken over never renews or drops the new run's lease.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,13 +43,12 @@ class Holder:
     host: str
     pid: int
 
-    @classmethod
-    def here(cls, instance: str) -> "Holder":
-        """A holder for a run in this process."""
-        return cls(token=uuid.uuid4().hex, instance=instance, host=socket.gethostname(), pid=os.getpid())
-
     def json(self) -> str:
         return json.dumps(asdict(self))
+
+
+def this_host() -> str:
+    return socket.gethostname()
 
 
 def holder(client: redis.Redis, job_id: str) -> Holder | None:
