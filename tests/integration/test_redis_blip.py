@@ -106,16 +106,18 @@ def test_a_job_running_while_redis_is_killed_and_restarted_still_finishes(api, b
 
 def test_running_jobs_that_no_process_runs_are_requeued_or_failed_by_the_sweeper(api, blip_stack, client, digits_mlp_path):
     blocker = submit(api, digits_mlp_path, spec(INT8)).json()["id"]
-    running = job_when(api, blocker, in_test_delay)
+    job_when(api, blocker, in_test_delay)
     # the worker is busy (one process, late acks): the next two messages wait in Celery's queue
     retried, exhausted = (submit(api, digits_mlp_path, spec(INT8)).json()["id"] for _ in range(2))
     wait_until(lambda: client.llen(keys.celery_queue("cpu")) == 2, 30, "two waiting messages")
     client.delete(keys.celery_queue("cpu"))  # like a message Celery acked: nothing will deliver it again
     jobs = JobRepository(client)
+    worker = jobs.get(blocker)
+    assert worker.worker and worker.worker_instance
     for job_id, attempts in ((retried, 1), (exhausted, 2)):  # claimed by the live worker, then lost by it
         jobs.update(job_id, lambda r, attempts=attempts: [setattr(r, "state", JobState.running), setattr(r, "attempts", attempts),
-                                                          setattr(r, "worker", running["worker"]),
-                                                          setattr(r, "worker_instance", worker_instance(client, running["worker"]))])
+                                                          setattr(r, "worker", worker.worker),
+                                                          setattr(r, "worker_instance", worker.worker_instance)])
     assert not client.exists(keys.job_lease(retried)) and not client.exists(keys.job_lease(exhausted))
 
     failed = job_when(api, exhausted, finished)
@@ -128,12 +130,6 @@ def test_running_jobs_that_no_process_runs_are_requeued_or_failed_by_the_sweeper
     assert output_files(blip_stack.data_dir / "artifacts", retried) == EXPECTED_OUTPUTS
     assert job_when(api, blocker, finished)["state"] == "succeeded"
     assert client.scard(keys.tenant_active(TENANT)) == 0
-
-
-def worker_instance(client, worker: str) -> str:
-    import json
-
-    return json.loads(client.get(keys.worker_heartbeat(worker)))["instance"]
 
 
 def test_a_killed_runs_temp_folder_is_removed_when_the_worker_starts_again(api, blip_stack, digits_mlp_path):
