@@ -6,7 +6,6 @@ import logging
 import sys
 from contextlib import asynccontextmanager
 
-import redis
 import redis.asyncio
 from fastapi import FastAPI
 
@@ -16,6 +15,7 @@ from service.api.limits import BodySizeLimit
 from service.api.problems import install_problem_handler
 from service.config import LOCAL_TENANT, Settings, get_settings
 from service.storage.artifacts import make_store
+from service.storage.connection import redis_client
 
 log = logging.getLogger("modelpress.api")
 
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=30, health_check_interval=30)
+        app.state.redis = redis_client(settings.redis_url, retry_s=settings.redis_retry_s, health_check_interval=30)
         app.state.aredis = redis.asyncio.Redis.from_url(settings.redis_url, health_check_interval=30)
         settings.artifacts_path.mkdir(parents=True, exist_ok=True)
         yield

@@ -16,10 +16,10 @@ from service.config import get_settings
 from service.domain.errors import ModelpressError
 from service.domain.job import ArtifactInfo, JobState, Progress, utcnow
 from service.domain.spec import JobSpec
-from service.queue import RUN_JOB_TASK
-from service.storage.artifacts import make_store
 from service.lifecycle import finish_cancel
+from service.queue import RUN_JOB_TASK
 from service.storage import leases
+from service.storage.artifacts import make_store
 from service.storage.connection import redis_client
 from service.storage.jobs import JobNotFound, JobRepository, NoChange
 from worker.celery_app import app
@@ -291,7 +291,6 @@ class JobRequest(Request):
     def on_timeout(self, soft, timeout):
         super().on_timeout(soft, timeout)
         if not soft and self.name == RUN_JOB_TASK:
-            settings = get_settings()
             try:
                 fail_after_hard_time_limit(job_repository(socket_timeout=10), self.id, timeout)
             except Exception:  # noqa: BLE001

@@ -18,7 +18,8 @@ import copy
 import logging
 import socket
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -43,7 +44,7 @@ class DeadlineRetry(Retry):
         self.budget_s = budget_s
         self.on_failure = on_failure or _log_first_failure
 
-    def __deepcopy__(self, memo) -> "DeadlineRetry":  # each connection copies the client's retry: share the callback
+    def __deepcopy__(self, memo) -> DeadlineRetry:  # each connection copies the client's retry: share the callback
         return DeadlineRetry(self.budget_s, copy.deepcopy(self._backoff, memo), self.on_failure)
 
     def __eq__(self, other) -> bool:
@@ -70,7 +71,7 @@ class DeadlineRetry(Retry):
                 now = time.monotonic()
                 deadline = deadline if deadline is not None else now + self.budget_s
                 if now >= deadline:
-                    raise error
+                    raise
                 time.sleep(min(self._backoff.compute(failures), max(0.0, deadline - now)))
 
 
