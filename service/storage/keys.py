@@ -125,8 +125,9 @@ def submit_bucket(tenant: str) -> str:
 
 
 def job_lease(job_id: str) -> str:
-    """String with TTL: JSON {token, instance, host, pid} of the process running the job, which refreshes
-    it every heartbeat while it runs (TTL three heartbeats). A running job without one has lost its runner."""
+    """String with TTL: JSON {token, instance, host, pid} of the pool process running the job; its worker
+    refreshes it every heartbeat while the task is active (TTL three heartbeats). A running job without
+    one has lost its runner."""
     return f"{PREFIX}lease:{job_id}"
 
 
