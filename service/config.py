@@ -146,6 +146,19 @@ class Settings(BaseSettings):
         "the second line of defence.",
     )
 
+    # resilience: Redis restarts, lost tasks (docs/recovery.md)
+    redis_retry_s: float = Field(
+        default=60.0, ge=0,
+        description="How long a worker retries a Redis command (backoff 50 ms doubling to 2 s) while Redis is away: "
+        "connection refused or reset, timeout, LOADING while a restarted server replays its append-only file.",
+    )
+    job_lease_grace_s: float = Field(
+        default=30.0, ge=0,
+        description="How long the sweeper lets a running job on a live worker go without its lease (refreshed every "
+        "worker_heartbeat_s by the process running it, lapsing after three) before it requeues it, or fails it "
+        "(worker-lost) after max_attempts.",
+    )
+
     @model_validator(mode="after")
     def _store_complete(self) -> "Settings":
         if self.artifact_store == "s3" and not self.s3_bucket:

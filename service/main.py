@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-import redis
 import redis.asyncio
 from fastapi import FastAPI
 
@@ -17,6 +16,7 @@ from service.api.problems import install_problem_handler
 from service.config import LOCAL_TENANT, Settings, get_settings
 from service.storage.artifacts import make_store
 from service.storage.private import private_dir, tighten
+from service.storage.connection import redis_client
 
 log = logging.getLogger("modelpress.api")
 
@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=30, health_check_interval=30)
+        app.state.redis = redis_client(settings.redis_url, retry_s=settings.redis_retry_s, health_check_interval=30)
         app.state.aredis = redis.asyncio.Redis.from_url(settings.redis_url, health_check_interval=30)
         tighten(private_dir(settings.artifacts_path))  # 0700 directories, 0600 files, also those from before modes were private
         yield

@@ -3,10 +3,11 @@
 On ``worker_ready`` (main process) it starts three daemon threads:
 - heartbeat: refreshes ``mp:worker:<hostname>`` (with a TTL) describing this worker, including
   ``instance``: an id made once per main process (pool children inherit it), so a restarted worker
-  with the same name is told apart from the one that died;
+  with the same name is told apart from the one that died; and the lease of every job its pool
+  processes run (``worker/lease.py``);
 - inspector: answers the API's "does this state_dict fit that architecture?" requests;
-- sweeper: requeues jobs whose worker is gone, finishes stuck cancels, expires old artifacts
-  (``worker/sweeper.py``).
+- sweeper: requeues jobs no process runs any more, finishes stuck cancels, expires old artifacts,
+  removes orphaned job folders (``worker/sweeper.py``; the folders also once here, at start).
 It also publishes the architecture catalog so the API can validate names and list them.
 """
 
@@ -26,6 +27,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from service.config import get_settings
 from service.storage import keys
+from service.storage.connection import redis_client
 from service.storage.workers import forget, record_heartbeat
 
 log = logging.getLogger("modelpress.worker")
@@ -78,9 +80,12 @@ def publish_catalog(client: redis.Redis) -> None:
 
 
 def _heartbeat_loop(client: redis.Redis, description: dict, period: float) -> None:
+    from worker.lease import refresh_active
+
     while not _stop.is_set():
         try:
             record_heartbeat(client, description["name"], description["queues"], description, ttl_s=max(3, int(period * 3)))
+            refresh_active(client, INSTANCE, period)
         except redis.RedisError:
             log.warning("heartbeat: redis unavailable")
         _stop.wait(period)
@@ -117,15 +122,16 @@ def _inspector_loop(client: redis.Redis) -> None:
 @worker_ready.connect
 def on_worker_ready(sender=None, **_):
     settings = get_settings()
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    from worker.sweeper import remove_orphans, sweeper_loop
+
+    remove_orphans(settings)  # what runs killed before this start left behind
+    client = redis_client(settings.redis_url, retry_s=settings.redis_retry_s, socket_timeout=10)
     queues = sorted(q.name for q in sender.app.amqp.queues.consume_from.values()) if sender else []
     _identity.update(name=getattr(sender, "hostname", socket.gethostname()), started_at=time.time())
     publish_catalog(client)
     description = worker_description(queues)
     threading.Thread(target=_heartbeat_loop, args=(client, description, settings.worker_heartbeat_s), daemon=True, name="heartbeat").start()
     threading.Thread(target=_inspector_loop, args=(client,), daemon=True, name="inspector").start()
-    from worker.sweeper import sweeper_loop
-
     threading.Thread(target=sweeper_loop, args=(settings, _stop), daemon=True, name="sweeper").start()
     log.info("modelpress worker %s ready on queues %s", description["name"], queues)
 

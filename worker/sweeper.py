@@ -1,10 +1,14 @@
 """The sweeper: a thread in every worker's main process; one of them sweeps each period (a Redis lock).
 
 Each sweep:
-- a ``running`` job whose worker instance no longer heartbeats (killed, OOM, host lost) is put back
-  on the queue (``running -> queued``, re-enqueued with the same task id) until ``max_attempts``,
-  then ``failed`` with a ``worker-lost`` problem. (A pool child killed under a live main process
-  needs no sweep: Celery's ``task_reject_on_worker_lost`` redelivers at once.)
+- a ``running`` job that no process runs any more is put back on the queue (``running -> queued``,
+  re-enqueued with the same task id) until ``max_attempts``, then ``failed`` with a ``worker-lost``
+  problem. No process runs it when its lease (``mp:lease:<job>``, refreshed every heartbeat by the
+  process running it, lapsing after three) is gone and either its worker instance no longer heartbeats
+  (killed, OOM, host lost) or the lease has now been missing for ``job_lease_grace_s`` on consecutive
+  sweeps (the worker lives but lost the task: Celery acked it, its last write failed). The grace lets
+  a runner whose lease lapsed during a long Redis outage renew it once Redis is back. (A pool child
+  killed under a live main process needs no sweep: Celery's ``task_reject_on_worker_lost`` redelivers at once.)
 - a ``cancelling`` job whose worker is gone ends ``cancelled``; one still running after
   ``cancel_grace_s`` has its Celery task revoked with terminate, then ends ``cancelled``.
 - a ``queued`` job for the gpu queue while no live worker consumes that queue: once neither the job
@@ -14,6 +18,9 @@ Each sweep:
 - a finished job older than ``artifact_ttl_s`` goes ``expired``: inputs and outputs removed, the
   record kept ``record_ttl_s``; index entries of records that have gone are pruned.
 
+Besides, every worker removes its host's orphaned job folders and stale staging files every
+``ORPHAN_SCAN_S`` (``worker/workdirs.py``), lock or not.
+
 ``sweep()`` is plain logic over the repository (tests call it directly with a clock).
 """
 
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 from typing import Callable
 
@@ -30,10 +38,12 @@ from service.config import Settings
 from service.domain.errors import Unavailable, bounded_problem
 from service.domain.job import JobRecord, JobState, Progress, utcnow
 from service.lifecycle import expire_job, finish_cancel, instance_alive
-from service.storage import keys
+from service.storage import keys, leases
 from service.storage.artifacts import ArtifactStore, make_store
+from service.storage.connection import redis_client
 from service.storage.jobs import JobRepository, NoChange
 from service.storage.workers import consumers, last_seen, waiting_reason
+from worker.workdirs import ORPHAN_SCAN_S, remove_orphan_workdirs, remove_stale_staging
 
 log = logging.getLogger("modelpress.sweeper")
 
@@ -64,8 +74,9 @@ def sweep(
                     _unserved(jobs, settings, record, now, done)
                 continue
             if record.state == JobState.running and now - record.updated_at > stale_after:
-                if not instance_alive(jobs.redis, record.worker, record.worker_instance):
-                    _lost(jobs, store, settings, record, enqueue, done)
+                reason = _unattended(jobs.redis, settings, record, now)
+                if reason:
+                    _lost(jobs, store, settings, record, enqueue, done, reason)
             elif record.state == JobState.cancelling:
                 if not instance_alive(jobs.redis, record.worker, record.worker_instance) and now - record.updated_at > stale_after:
                     if finish_cancel(jobs, store, record.id, "cancelled (its worker was gone)"):
@@ -116,22 +127,39 @@ def _unserved(jobs: JobRepository, settings: Settings, record: JobRecord, now, d
         log.warning("sweeper: job %s failed: %s", record.id, problem["detail"])
 
 
-def _lost(jobs: JobRepository, store: ArtifactStore, settings: Settings, record: JobRecord, enqueue: Enqueue, done) -> None:
-    lost_worker = record.worker_instance
+def _unattended(client: redis.Redis, settings: Settings, record: JobRecord, now) -> str | None:
+    """Why no process runs this running job any more, or None while one may."""
+    if leases.holder(client, record.id) is not None:
+        client.delete(keys.job_lease_missing(record.id))
+        return None
+    if not instance_alive(client, record.worker, record.worker_instance):
+        return f"the worker running this job ({record.worker}) stopped heartbeating"
+    missing = keys.job_lease_missing(record.id)
+    client.set(missing, now.timestamp(), nx=True, ex=max(60, int(10 * (settings.job_lease_grace_s + settings.sweep_interval_s))))
+    since = float(client.get(missing) or now.timestamp())
+    if now.timestamp() - since < settings.job_lease_grace_s:
+        return None
+    client.delete(missing)
+    return (f"its worker ({record.worker}) is alive but no process has run this job for "
+            f"{now.timestamp() - since:.0f} s (its lease lapsed)")
+
+
+def _lost(jobs: JobRepository, store: ArtifactStore, settings: Settings, record: JobRecord, enqueue: Enqueue, done,
+          reason: str) -> None:
+    lost_worker, lost_attempt = record.worker_instance, record.attempts
 
     def change(r: JobRecord) -> None:
-        if r.state != JobState.running or r.worker_instance != lost_worker:
+        if r.state != JobState.running or r.worker_instance != lost_worker or r.attempts != lost_attempt:
             raise NoChange  # someone else moved it meanwhile
         if r.attempts >= settings.max_attempts:
             r.state = JobState.failed
             r.finished_at = utcnow()
             r.error = bounded_problem({
                 "type": "https://modelpress.dev/problems/worker-lost", "title": "The job's worker was lost", "status": 500,
-                "detail": f"the worker running this job ({r.worker}) stopped heartbeating, {r.attempts} of "
-                          f"max_attempts={settings.max_attempts} attempts used"})
+                "detail": f"{reason}; {r.attempts} of max_attempts={settings.max_attempts} attempts used"})
         else:
             r.state = JobState.queued
-            r.progress = Progress(phase="queued", fraction=0.0, message=f"requeued: worker {r.worker} was lost (attempt {r.attempts})")
+            r.progress = Progress(phase="queued", fraction=0.0, message=f"requeued: {reason} (attempt {r.attempts})")
         r.worker_instance = None
 
     updated = jobs.update(record.id, change)
@@ -141,10 +169,10 @@ def _lost(jobs: JobRepository, store: ArtifactStore, settings: Settings, record:
     if updated.state == JobState.queued:
         enqueue(record.id, updated.queue)
         done["requeued"].append(record.id)
-        log.warning("sweeper: job %s lost its worker %s; requeued", record.id, record.worker)
+        log.warning("sweeper: job %s requeued: %s", record.id, reason)
     else:
         done["failed"].append(record.id)
-        log.warning("sweeper: job %s lost its worker %s; failed after %d attempts", record.id, record.worker, updated.attempts)
+        log.warning("sweeper: job %s failed after %d attempts: %s", record.id, updated.attempts, reason)
 
 
 def sweeper_loop(settings: Settings, stop: threading.Event) -> None:
@@ -152,7 +180,7 @@ def sweeper_loop(settings: Settings, stop: threading.Event) -> None:
     from worker.celery_app import app
     from worker.lifecycle import INSTANCE
 
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    client = redis_client(settings.redis_url, retry_s=settings.redis_retry_s, socket_timeout=10)
     jobs = JobRepository(client)
     store = make_store(settings)
 
@@ -163,7 +191,11 @@ def sweeper_loop(settings: Settings, stop: threading.Event) -> None:
         app.control.revoke(job_id, terminate=True, signal="SIGTERM")
 
     period_ms = max(100, int(settings.sweep_interval_s * 1000 * 0.9))
+    next_scan = time.monotonic() + ORPHAN_SCAN_S  # the first scan ran at worker start
     while not stop.wait(settings.sweep_interval_s):
+        if time.monotonic() >= next_scan:  # host-local files: every worker, not only the lock holder
+            next_scan = time.monotonic() + ORPHAN_SCAN_S
+            remove_orphans(settings)
         try:
             if not client.set(keys.sweeper_lock(), INSTANCE, nx=True, px=period_ms):
                 continue
@@ -174,3 +206,13 @@ def sweeper_loop(settings: Settings, stop: threading.Event) -> None:
             log.warning("sweeper: redis unavailable")
         except Exception:
             log.exception("sweeper: sweep failed")
+
+
+def remove_orphans(settings: Settings) -> None:
+    """Job folders in this host's temp dir that no live run holds, and stale staging files of a local store."""
+    try:
+        remove_orphan_workdirs()
+        if settings.artifact_store == "local":
+            remove_stale_staging(settings.artifacts_path)
+    except Exception:
+        log.exception("could not remove orphaned job folders")

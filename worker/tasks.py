@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
+import os
 import time
 from pathlib import Path
 
-import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init
 from celery.worker.request import Request
@@ -18,13 +16,17 @@ from service.config import get_settings
 from service.domain.errors import ModelpressError, bounded_problem
 from service.domain.job import ArtifactInfo, JobState, Progress, utcnow
 from service.domain.spec import JobSpec
+from service.lifecycle import finish_cancel
 from service.queue import RUN_JOB_TASK
+from service.storage import leases
 from service.storage.artifacts import make_store
-from service.lifecycle import finish_cancel, instance_alive
+from service.storage.connection import redis_client
 from service.storage.jobs import JobNotFound, JobRepository, NoChange
 from worker.celery_app import app
 from worker.guard import MemoryLimitExceeded, memory_guard, memory_problem
+from worker.lease import JobLease
 from worker.lifecycle import INSTANCE
+from worker.workdirs import job_workdir
 
 log = logging.getLogger("modelpress.worker")
 
@@ -34,6 +36,10 @@ METRICS_FILE = "metrics.json"
 
 class JobCancelled(Exception):
     pass
+
+
+class JobSuperseded(Exception):
+    """The record moved on without this run (requeued, or claimed by another run): stop, touch nothing."""
 
 
 def hard_time_limit_problem(limit_s: float) -> dict:
@@ -82,10 +88,27 @@ def _preload(**_) -> None:
     warm_up_mac_counter()
 
 
+def job_repository(socket_timeout: float = 30.0) -> JobRepository:
+    """The worker's view of the records, through a client that retries across a Redis restart."""
+    settings = get_settings()
+    return JobRepository(redis_client(settings.redis_url, retry_s=settings.redis_retry_s, socket_timeout=socket_timeout))
+
+
+def held_elsewhere(client, job_id: str) -> leases.Holder | None:
+    """The holder of the job's lease when that is another live run (not this process, not a dead
+    pool process of this worker whose task Celery redelivered), else None."""
+    held = leases.holder(client, job_id)
+    if held is None or held.pid == os.getpid() and held.instance == INSTANCE:
+        return None
+    if held.instance == INSTANCE and not leases.process_alive(held.pid):
+        return None
+    return held
+
+
 @app.task(name=RUN_JOB_TASK, bind=True, Request="worker.tasks:JobRequest")
 def run_job(self, job_id: str) -> None:
     settings = get_settings()
-    jobs = JobRepository(redis.Redis.from_url(settings.redis_url, socket_timeout=30))
+    jobs = job_repository()
     store = make_store(settings)
     try:
         record = jobs.get(job_id)
@@ -94,12 +117,11 @@ def run_job(self, job_id: str) -> None:
         return
     if record.terminal:
         return  # redelivered after it finished, or cancelled while queued: nothing to do
+    if record.state != JobState.queued and (other := held_elsewhere(jobs.redis, job_id)):
+        log.warning("job %s is being run by %s pid %s; dropping this duplicate delivery", job_id, other.host, other.pid)
+        return
     if record.state == JobState.cancelling:
         finish_cancel(jobs, store, job_id, "cancelled before a worker resumed it")
-        return
-    if (record.state == JobState.running and record.worker_instance not in (None, INSTANCE)
-            and instance_alive(jobs.redis, record.worker, record.worker_instance)):
-        log.warning("job %s is running on live worker %s; dropping this duplicate delivery", job_id, record.worker)
         return
 
     def claim(r):
@@ -118,30 +140,60 @@ def run_job(self, job_id: str) -> None:
         r.worker_instance = INSTANCE
         r.progress = Progress(phase="starting", fraction=0.01, message="a worker picked up the job")
 
-    claimed = jobs.update(job_id, claim)  # a redelivery after a crash finds it running: claimed again in place
-    store.remove_area(job_id, "outputs")  # leftovers of a crashed attempt
+    lease = JobLease(jobs.redis, job_id, INSTANCE, settings.worker_heartbeat_s)
+    # a redelivery after a crash finds it running: claimed again in place; the lease is written in the same MULTI
+    claimed = jobs.update(job_id, claim, also=lambda pipe, r: lease.take(pipe) if r.state == JobState.running else None)
     if claimed is None or claimed.state != JobState.running:
+        store.remove_area(job_id, "outputs")
         return
+    try:
+        with job_workdir(job_id) as workdir:
+            _run_claimed(self, jobs, store, settings, record, claimed, lease, workdir)
+    finally:
+        lease.release()
+
+
+def _run_claimed(task, jobs: JobRepository, store, settings, record, claimed, lease: JobLease, workdir: Path) -> None:
+    job_id, attempt = claimed.id, claimed.attempts
+    store.remove_area(job_id, "outputs")  # leftovers of a crashed attempt
     say = _logger(jobs, job_id)
-    say(f"attempt {claimed.attempts} on worker {self.request.hostname}")
+    say(f"attempt {attempt} on worker {task.request.hostname}")
     last_message = [""]
 
+    def ours(r) -> None:
+        """The record still belongs to this run (a sweeper requeue or a takeover would have moved it on)."""
+        if r.worker_instance != INSTANCE or r.attempts != attempt or r.state not in (JobState.running, JobState.cancelling):
+            raise JobSuperseded(f"job {job_id} moved on to {r.state.value} (attempt {r.attempts}) while this run lasted")
+
+    def set_progress(r, value: Progress) -> None:
+        ours(r)
+        r.progress = value
+
     def progress(phase: str, step: int | None, fraction: float, message: str) -> None:
-        jobs.update(job_id, lambda r: setattr(r, "progress", Progress(phase=phase, step=step, fraction=fraction, message=message)))
+        jobs.update(job_id, lambda r: set_progress(r, Progress(phase=phase, step=step, fraction=fraction, message=message)))
         if message != last_message[0]:
             last_message[0] = message
             say(f"[{phase} {fraction:.0%}] {message}")
 
     def check_cancelled() -> None:
-        if jobs.get(job_id).state == JobState.cancelling:
+        current = jobs.get(job_id)
+        ours(current)
+        if current.state == JobState.cancelling:
             raise JobCancelled()
 
     def killed_for_memory(peak_mb: float) -> None:  # the guard's last resort, just before it SIGKILLs this process
         say(f"failed: over the memory cap ({peak_mb:.0f} MiB > {settings.worker_max_memory_mb} MiB); process killed", "error")
         jobs.update(job_id, lambda r: _fail(r, memory_problem(settings.worker_max_memory_mb, peak_mb)))
 
+    def succeed(r, artifacts, summary) -> None:
+        if r.state == JobState.succeeded and r.attempts == attempt and r.worker_instance == INSTANCE:
+            raise NoChange  # our own write, re-run after a lost EXEC reply
+        ours(r)
+        r.state = JobState.succeeded
+        r.artifacts, r.summary, r.finished_at = artifacts, summary, utcnow()
+        r.progress = Progress(phase="done", fraction=1.0, message="finished")
+
     started = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix=f"modelpress-{job_id}-"))
     guard_cm = memory_guard(settings.worker_max_memory_mb, on_kill=killed_for_memory)
     guard = guard_cm.__enter__()
     try:
@@ -173,6 +225,7 @@ def run_job(self, job_id: str) -> None:
             delay_cancellable=settings.test_delay_cancellable,
             search_max_seconds=min(settings.search_max_seconds, settings.job_soft_time_limit_s),
         )
+        ours(jobs.get(job_id))
         artifacts = []
         for output in result.outputs:
             size, sha = store.put_file(job_id, "outputs", output.name, output.path)
@@ -183,28 +236,32 @@ def run_job(self, job_id: str) -> None:
         for warning in result.metrics.get("verdict", {}).get("warnings", []):
             say(f"warning: {warning}", "warning")
         say("succeeded: " + ", ".join(f"{a.name} ({a.bytes} bytes)" for a in artifacts))
-        jobs.transition(job_id, JobState.succeeded, artifacts=artifacts, summary=result.summary, finished_at=utcnow(),
-                        progress=Progress(phase="done", fraction=1.0, message="finished"))
+        jobs.update(job_id, lambda r: succeed(r, artifacts, result.summary))
+    except JobSuperseded as exc:  # the record and the outputs are another run's now
+        log.warning("%s; this run stops and leaves them alone", exc)
     except JobCancelled:
         say("cancelled; partial outputs removed")
         finish_cancel(jobs, store, job_id, "cancelled by request")
     except BaseException as exc:  # noqa: BLE001 - every failure must end the job with a reason
-        store.remove_area(job_id, "outputs")
         problem = guard.problem() if isinstance(exc, MemoryLimitExceeded) and guard else _failure(exc, time.monotonic() - started)
-        say(f"failed: {problem['detail']}", "error")
         try:
-            if jobs.get(job_id).state == JobState.cancelling:  # e.g. terminated by the cancel grace revoke
+            current = jobs.get(job_id)
+            ours(current)
+            store.remove_area(job_id, "outputs")
+            say(f"failed: {problem['detail']}", "error")
+            if current.state == JobState.cancelling:  # e.g. terminated by the cancel grace revoke
                 finish_cancel(jobs, store, job_id, "cancelled by request (terminated)")
             else:
                 log.exception("job %s failed", job_id)
-                jobs.transition(job_id, JobState.failed, error=problem, finished_at=utcnow())
+                jobs.update(job_id, lambda r: (ours(r), _fail(r, problem)))
+        except JobSuperseded as superseded:
+            log.warning("%s; this run's failure (%s) is not recorded", superseded, problem["detail"])
         except Exception:
             log.exception("could not mark job %s failed", job_id)
         if not isinstance(exc, Exception):
             raise
     finally:
         guard_cm.__exit__(None, None, None)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _fail(record, problem: dict) -> None:
@@ -239,9 +296,8 @@ class JobRequest(Request):
     def on_timeout(self, soft, timeout):
         super().on_timeout(soft, timeout)
         if not soft and self.name == RUN_JOB_TASK:
-            settings = get_settings()
             try:
-                fail_after_hard_time_limit(JobRepository(redis.Redis.from_url(settings.redis_url, socket_timeout=10)), self.id, timeout)
+                fail_after_hard_time_limit(job_repository(socket_timeout=10), self.id, timeout)
             except Exception:  # noqa: BLE001
                 log.exception("could not mark job %s failed after its hard time limit", self.id)
 

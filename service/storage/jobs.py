@@ -10,6 +10,7 @@ import redis
 from service.domain.errors import NotFound, TooManyJobs
 from service.domain.job import JobRecord, JobState, check_transition, utcnow
 from service.storage import keys
+from service.storage.connection import watched
 
 
 class JobNotFound(NotFound):
@@ -57,25 +58,25 @@ class JobRepository:
         """Store a new record. With ``max_active``, atomically refuse (TenantJobLimit) when its tenant
         already has that many unfinished jobs."""
         active = keys.tenant_active(record.tenant)
-        while True:
-            with self.redis.pipeline() as pipe:
-                try:
-                    if max_active:
-                        pipe.watch(active)
-                        if pipe.scard(active) >= max_active:
-                            raise TenantJobLimit.of(record.tenant, max_active)
-                    pipe.multi()
-                    pipe.set(keys.job(record.id), record.model_dump_json(), nx=True)
-                    score = record.created_at.timestamp() * 1000
-                    pipe.zadd(keys.jobs_index(), {record.id: score})
-                    pipe.zadd(keys.tenant_jobs(record.tenant), {record.id: score})
-                    _index(pipe, record)
-                    created = pipe.execute()[0]
-                except redis.WatchError:
-                    continue
-            if not created:
-                raise RuntimeError(f"job id collision: {record.id}")
-            return
+        key, text = keys.job(record.id), record.model_dump_json()
+
+        def store(pipe) -> bool:
+            pipe.watch(key, *([active] if max_active else []))
+            stored = pipe.get(key)
+            if stored is not None:  # an EXEC whose reply a lost connection ate is re-run: ours is already there
+                return _text(stored) == text
+            if max_active and pipe.scard(active) >= max_active:
+                raise TenantJobLimit.of(record.tenant, max_active)
+            pipe.multi()
+            pipe.set(key, text, nx=True)
+            score = record.created_at.timestamp() * 1000
+            pipe.zadd(keys.jobs_index(), {record.id: score})
+            pipe.zadd(keys.tenant_jobs(record.tenant), {record.id: score})
+            _index(pipe, record)
+            return bool(pipe.execute()[0])
+
+        if not watched(self.redis, store):
+            raise RuntimeError(f"job id collision: {record.id}")
 
     def get(self, job_id: str) -> JobRecord:
         raw = self.redis.get(keys.job(job_id))
@@ -86,35 +87,40 @@ class JobRepository:
     def exists(self, job_id: str) -> bool:
         return bool(self.redis.exists(keys.job(job_id)))
 
-    def update(self, job_id: str, change: Callable[[JobRecord], None]) -> JobRecord | None:
+    def update(self, job_id: str, change: Callable[[JobRecord], None],
+               also: Callable[[Any, JobRecord], None] | None = None) -> JobRecord | None:
         """Apply ``change`` to the record atomically (optimistic locking); transitions are checked.
 
-        ``change`` may raise ``NoChange`` to leave the record alone; then this returns None."""
+        ``change`` may raise ``NoChange`` to leave the record alone; then this returns None.
+        ``also(pipe, record)`` may queue more writes into the same MULTI (e.g. a claim's lease)."""
         key = keys.job(job_id)
-        while True:
-            with self.redis.pipeline() as pipe:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        raise JobNotFound(f"no job with id {job_id!r}")
-                    record = JobRecord.model_validate_json(raw)
-                    before = record.state
-                    try:
-                        change(record)
-                    except NoChange:
-                        return None
-                    if record.state != before:
-                        check_transition(before, record.state)
-                    record.updated_at = utcnow()
-                    pipe.multi()
-                    pipe.set(key, record.model_dump_json())
-                    _index(pipe, record)
-                    pipe.execute()
-                except redis.WatchError:
-                    continue
-            self.publish(job_id, update_event(record))
+
+        def apply(pipe) -> JobRecord | None:
+            pipe.watch(key)
+            raw = pipe.get(key)
+            if raw is None:
+                raise JobNotFound(f"no job with id {job_id!r}")
+            record = JobRecord.model_validate_json(raw)
+            before = record.state
+            try:
+                change(record)
+            except NoChange:
+                return None
+            if record.state != before:
+                check_transition(before, record.state)
+            record.updated_at = utcnow()
+            pipe.multi()
+            pipe.set(key, record.model_dump_json())
+            _index(pipe, record)
+            if also is not None:
+                also(pipe, record)
+            pipe.execute()
             return record
+
+        record = watched(self.redis, apply)
+        if record is not None:
+            self.publish(job_id, update_event(record))
+        return record
 
     def transition(self, job_id: str, new: JobState, **fields: Any) -> JobRecord:
         def change(record: JobRecord) -> None:

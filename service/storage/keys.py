@@ -122,3 +122,15 @@ def tenant_active(tenant: str) -> str:
 def submit_bucket(tenant: str) -> str:
     """Hash {tokens, ts_us} with TTL: one tenant's token bucket for the POST /jobs rate limit."""
     return f"{PREFIX}tenant:{tenant}:submit-bucket"
+
+
+def job_lease(job_id: str) -> str:
+    """String with TTL: JSON {token, instance, host, pid} of the pool process running the job; its worker
+    refreshes it every heartbeat while the task is active (TTL three heartbeats). A running job without
+    one has lost its runner."""
+    return f"{PREFIX}lease:{job_id}"
+
+
+def job_lease_missing(job_id: str) -> str:
+    """String with TTL: when (unix s) a sweep first found the running job without its lease."""
+    return f"{PREFIX}lease-missing:{job_id}"
