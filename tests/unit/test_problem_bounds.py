@@ -94,7 +94,8 @@ def test_the_sweepers_failure_is_bounded():
     record = _record(state=JobState.running, attempts=3, worker="w" * 20_000, worker_instance="i-1")
     jobs = FakeJobs(record)
     done = {"failed": [], "requeued": []}
-    _lost(jobs, FakeStore(), Settings(max_attempts=3), record, lambda *_: None, done)
+    reason = f"the worker running this job ({record.worker}) stopped heartbeating"
+    _lost(jobs, FakeStore(), Settings(max_attempts=3), record, lambda *_: None, done, reason)
     assert done["failed"] == ["j_1"] and record.state == JobState.failed
     detail = record.error["detail"]
     assert len(detail) <= MAX_DETAIL_CHARS and "cut: " in detail and detail.startswith("the worker running this job (www")
