@@ -48,10 +48,13 @@ def entry_name(data: bytes, suffix: str) -> str:
 
 
 def zip_bomb(megabytes: int = 64) -> bytes:
+    """A complete TorchScript layout (so only its sizes give it away) with one entry of zeros."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("m/code/__torch__.py", b"")
         z.writestr("m/constants.pkl", b"\x80\x02).")
+        z.writestr("m/data.pkl", b"\x80\x02).")
+        z.writestr("m/version", b"3")
         z.writestr("m/data/0", b"\0" * (megabytes * 1024 * 1024))
     return out.getvalue()
 

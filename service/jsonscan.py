@@ -1,0 +1,109 @@
+"""A bounded look at JSON bytes before anything is built from them.
+
+``scan_object`` makes one vectorised pass (numpy, fixed-size chunks) over a JSON object's bytes:
+strings are masked (a quote counts unless an odd run of backslashes precedes it), the bracket
+depth is a running sum of ``{[`` minus ``}]`` outside strings, and the commas at depth 1 split the
+object into its members. It refuses nesting deeper than ``max_depth`` before ``json.loads`` ever
+sees the bytes, so no parser can recurse on them.
+
+The pass is exact on every valid prefix of a JSON text (outside strings a backslash is already a
+syntax error), so ``json.loads`` on any member it returns never nests deeper than the pass saw.
+``iter_members`` then parses the object one member at a time: peak memory is the bytes plus one
+member, not a Python object tree of the whole text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+CHUNK = 256 * 1024
+WHITESPACE = b" \t\r\n"
+QUOTE, BACKSLASH, COMMA = ord('"'), ord("\\"), ord(",")
+OPENS, CLOSES = (ord("{"), ord("[")), (ord("}"), ord("]"))
+
+
+class JsonShapeError(ValueError):
+    """The bytes are not a JSON object of the allowed shape (too deep, unbalanced, too many members)."""
+
+
+@dataclass(frozen=True)
+class ObjectScan:
+    start: int  # index of the opening brace
+    end: int  # index of the closing brace
+    commas: np.ndarray  # indices of the commas between the object's members (depth 1, outside strings)
+    members: int
+    max_depth: int
+
+    def spans(self) -> Iterator[tuple[int, int]]:
+        """(begin, end) of each member's bytes, ``"key": value`` without the separating commas."""
+        if self.members == 0:
+            return
+        begin = self.start + 1
+        for comma in self.commas.tolist():
+            yield begin, comma
+            begin = comma + 1
+        yield begin, self.end
+
+
+def scan_object(raw: bytes, *, max_depth: int, max_members: int) -> ObjectScan:
+    """Check that ``raw`` is one JSON object nested at most ``max_depth`` deep with at most
+    ``max_members`` members; return where its members are. Raises ``JsonShapeError``."""
+    start = len(raw) - len(raw.lstrip(WHITESPACE))
+    end = len(raw.rstrip(WHITESPACE)) - 1
+    if end <= start or raw[start] != OPENS[0] or raw[end] != CLOSES[0]:
+        raise JsonShapeError("not a JSON object")
+    depth, deepest, in_string, backslashes = 0, 0, 0, 0
+    commas: list[np.ndarray] = []
+    n_commas = 0
+    for offset in range(start, end + 1, CHUNK):
+        chunk = np.frombuffer(raw, np.uint8, count=min(CHUNK, end + 1 - offset), offset=offset)
+        index = np.arange(chunk.size, dtype=np.int64)
+        is_backslash = chunk == BACKSLASH
+        last_plain = np.maximum.accumulate(np.where(is_backslash, -1, index))
+        before = np.empty_like(last_plain)  # the last non-backslash strictly before each position
+        before[0] = -1
+        before[1:] = last_plain[:-1]
+        run = index - 1 - before + np.where(before < 0, backslashes, 0)
+        quotes = (chunk == QUOTE) & (run % 2 == 0)
+        inside = ((np.cumsum(quotes, dtype=np.int64) + in_string) % 2).astype(bool)
+        step = ((chunk == OPENS[0]) | (chunk == OPENS[1])).astype(np.int64)
+        step -= (chunk == CLOSES[0]) | (chunk == CLOSES[1])
+        step[inside] = 0
+        depths = np.cumsum(step) + depth
+        top = int(depths.max())
+        if top > max_depth:
+            raise JsonShapeError(f"nested more than {max_depth} deep")
+        last = chunk.size - 1 if offset + chunk.size - 1 == end else chunk.size
+        if int(depths[:last].min(initial=1)) < 1:
+            raise JsonShapeError("unbalanced brackets")
+        found = np.flatnonzero((chunk == COMMA) & ~inside & (depths == 1)) + offset
+        n_commas += found.size
+        if n_commas + 1 > max_members:
+            raise JsonShapeError(f"more than {max_members} members")
+        commas.append(found)
+        deepest = max(deepest, top)
+        depth, in_string = int(depths[-1]), int(inside[-1])
+        backslashes = backslashes + chunk.size if last_plain[-1] < 0 else chunk.size - 1 - int(last_plain[-1])
+    if depth != 0 or in_string:
+        raise JsonShapeError("unbalanced brackets or an unterminated string")
+    found_all = np.concatenate(commas)
+    members = 0 if found_all.size == 0 and not raw[start + 1:end].strip(WHITESPACE) else found_all.size + 1
+    return ObjectScan(start, end, found_all, members, deepest)
+
+
+def iter_members(raw: bytes, scan: ObjectScan, *, max_member_bytes: int) -> Iterator[tuple[str, object]]:
+    """Parse the scanned object one member at a time: yields (key, value)."""
+    for begin, end in scan.spans():
+        if end - begin > max_member_bytes:
+            raise JsonShapeError(f"a member of {end - begin} bytes (limit {max_member_bytes})")
+        try:
+            member = json.loads(b"{" + raw[begin:end] + b"}")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise JsonShapeError(f"not JSON ({exc})") from None
+        if len(member) != 1:
+            raise JsonShapeError("not JSON (a member is not one key and value)")
+        yield next(iter(member.items()))
