@@ -37,7 +37,7 @@ SAVE_AS_SAFETENSORS = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class TensorInfo:
     dtype: str
     shape: list[int]
@@ -188,8 +188,6 @@ def read_safetensors_header(
         for i, (name, entry) in enumerate(iter_members(raw, scan, max_member_bytes=HEADER_METADATA_BYTES)):
             if budget is not None and i % 1024 == 0:
                 budget.spend()
-            if name in tensors or (name == "__metadata__" and metadata):
-                raise InvalidUpload(f"corrupt safetensors header: {_short(name)} appears twice")
             if name == "__metadata__":
                 metadata = _metadata(entry)
                 continue
