@@ -62,9 +62,9 @@ def zip_bomb(megabytes: int = 64) -> bytes:
 EVIL_PICKLE = b"\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03."
 
 
-def deflated_zip(entries: list[tuple[str, int]]) -> bytes:
-    """A zip of ``(name, size)`` entries of zero bytes, each deflated; one compressed stream per
-    distinct size is made and reused, so a zip that unpacks to gigabytes is built in milliseconds."""
+def deflated_zip(entries: list[tuple[str, int]], pattern: bytes = b"\0") -> bytes:
+    """A zip of ``(name, size)`` entries of ``pattern`` repeated (zeros by default), each deflated; one
+    compressed stream per distinct size is made and reused, so a zip that unpacks to gigabytes is built fast."""
     import struct
     import zlib
 
@@ -72,8 +72,9 @@ def deflated_zip(entries: list[tuple[str, int]]) -> bytes:
     out, directory = io.BytesIO(), io.BytesIO()
     for name, size in entries:
         if size not in streams:
-            packer = zlib.compressobj(9, zlib.DEFLATED, -15)
-            streams[size] = (packer.compress(b"\0" * size) + packer.flush(), zlib.crc32(b"\0" * size))
+            content = (pattern * (size // len(pattern) + 1))[:size]
+            packer = zlib.compressobj(6, zlib.DEFLATED, -15)
+            streams[size] = (packer.compress(content) + packer.flush(), zlib.crc32(content))
         data, crc = streams[size]
         raw_name = name.encode()
         offset = out.tell()
