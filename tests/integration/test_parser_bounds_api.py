@@ -47,7 +47,7 @@ def api_pid(stack) -> int:
 
 def api_status_kb(stack, field: str) -> int:
     with open(f"/proc/{api_pid(stack)}/status") as f:
-        return int(re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M).group(1))
+        return int(re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.MULTILINE).group(1))
 
 
 def api_cpu_s(stack) -> float:
@@ -143,7 +143,7 @@ def slow_torchscript_zip() -> bytes:
 
 def intake_checks_running(api: httpx.Client) -> int:
     text = api.get("/metrics").text
-    return int(float(re.search(r"^modelpress_intake_checks_running (\S+)$", text, re.M).group(1)))
+    return int(float(re.search(r"^modelpress_intake_checks_running (\S+)$", text, re.MULTILINE).group(1)))
 
 
 def test_healthz_and_job_reads_answer_while_an_upload_is_checked_and_the_cpu_budget_ends_it(stack, api, nothing_left_behind):
@@ -154,7 +154,7 @@ def test_healthz_and_job_reads_answer_while_an_upload_is_checked_and_the_cpu_bud
     for _ in range(3):  # each try runs one check of CPU_BUDGET_S; one overlap is enough
         result: dict = {}
 
-        def post() -> None:
+        def post(result: dict = result) -> None:
             with httpx.Client(base_url=stack.base_url, timeout=600) as client:
                 result["response"] = submit(client, body, ts_spec, filename="m.pt")
 

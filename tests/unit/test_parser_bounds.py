@@ -17,8 +17,14 @@ from service import intake, jsonscan
 from service.api.intake_slots import IntakeSlots
 from service.budget import InspectionBudget
 from service.datafiles import check_data_file
-from service.domain.errors import InvalidUpload, Unavailable, UnsafeUpload, UnsupportedUpload, UploadTooLarge
-from service.jsonscan import JsonShapeError, iter_members, scan_object
+from service.domain.errors import (
+    InvalidUpload,
+    Unavailable,
+    UnsafeUpload,
+    UnsupportedUpload,
+    UploadTooLarge,
+)
+from service.jsonscan import iter_members, scan_object
 from service.zipsafety import RATIO_FLOOR_BYTES, ZipLimits, check_zip
 from tests.zips import deflated_zip
 
@@ -268,9 +274,8 @@ def test_slots_let_size_run_size_wait_and_refuse_the_rest():
     while slots.waiting != 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert slots.running == 1 and slots.waiting == 1
-    with pytest.raises(Unavailable) as caught:  # 1 running + 1 waiting = 2 x size: refused at once
-        with slots.hold():
-            pass
+    with pytest.raises(Unavailable) as caught, slots.hold():  # 1 running + 1 waiting = 2 x size: refused at once
+        pass
     assert caught.value.status == 503 and caught.value.headers["Retry-After"] == "30"
     release.set()
     first.join(30)
@@ -280,9 +285,7 @@ def test_slots_let_size_run_size_wait_and_refuse_the_rest():
 
 def test_a_wait_that_runs_out_is_503():
     slots = IntakeSlots(size=1, wait_s=0)
-    with slots.hold():
-        with pytest.raises(Unavailable, match="MODELPRESS_MAX_CONCURRENT_INSPECTIONS"):
-            with slots.hold():
-                pass
+    with slots.hold(), pytest.raises(Unavailable, match="MODELPRESS_MAX_CONCURRENT_INSPECTIONS"), slots.hold():
+        pass
     with slots.hold():  # released again
         assert slots.running == 1
