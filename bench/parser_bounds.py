@@ -72,6 +72,7 @@ def adversarial(d: Path) -> list[tuple[str, Path]]:
         ("one member of the limit's length", write(d / "one", b'{"a":["' + b"x" * (limit - 12) + b'"]}', 0)),
         ("100,000 members of short-string lists", write(d / "lists", b"{" + lists[: limit - 200].rsplit(b',"k', 1)[0] + b"}", 0)),
         ("over 100,001 members", write(d / "many", b"{" + b'"a":1,' * ((limit - 8) // 6) + b'"a":1}', 0)),
+        ("one byte over the limit", write(d / "over", b"{" + b" " * (limit - 1) + b"}", 0)),
     ]
 
 
