@@ -84,7 +84,10 @@ class Settings(BaseSettings):
     max_parameters: int = Field(default=2_000_000_000, ge=1, description="Most elements, summed over its tensors, a safetensors header may declare.")
     max_zip_entries: int = Field(default=10_000, ge=1, description="Most entries in an uploaded zip (TorchScript, .npz).")
     max_zip_bytes: int = Field(default=4 * 1024**3, ge=1, description="Most bytes an uploaded zip may unpack to.")
-    max_zip_ratio: float = Field(default=200.0, gt=1, description="Largest compression ratio of a zip entry over 1 MiB.")
+    max_zip_ratio: float = Field(
+        default=200.0, gt=1,
+        description="Largest compression ratio of a zip entry over 64 KiB, and of a whole zip over 64 KiB unpacked.",
+    )
 
     job_soft_time_limit_s: int = Field(default=3600, ge=1, description="Per job: past this the job fails with time-limit.")
     job_time_limit_s: int = Field(
@@ -159,6 +162,26 @@ class Settings(BaseSettings):
         "(worker-lost) after max_attempts.",
     )
 
+    # --- upload parsers (issue 13): bounded intake checks, see docs/limits.md ---
+    header_bytes_per_tensor: int = Field(
+        default=256, ge=64,
+        description="Safetensors header allowance per tensor; a header may be header_metadata_bytes + this x max_tensors bytes.",
+    )
+    header_metadata_bytes: int = Field(
+        default=1024 * 1024, ge=4096,
+        description="Safetensors header allowance for __metadata__ and framing (one header entry is at most 1 MiB).",
+    )
+    inspection_cpu_s: float = Field(
+        default=10.0, gt=0,
+        description="CPU seconds the checks of one POST /jobs may spend (unzipping, CRCs, pickle walk, header parsing) before it is refused (413).",
+    )
+    max_concurrent_inspections: int = Field(
+        default=2, ge=1, description="Uploads checked at once per API process; more wait (up to as many again), the rest get 503.",
+    )
+    inspection_wait_s: float = Field(
+        default=10.0, ge=0, description="How long a submit waits for a free check slot before 503 unavailable with Retry-After.",
+    )
+
     @model_validator(mode="after")
     def _store_complete(self) -> "Settings":
         if self.artifact_store == "s3" and not self.s3_bucket:
@@ -197,7 +220,15 @@ class Settings(BaseSettings):
 
     @property
     def zip_limits(self) -> ZipLimits:
-        return ZipLimits(max_entries=self.max_zip_entries, max_total_bytes=self.max_zip_bytes, max_ratio=self.max_zip_ratio)
+        return ZipLimits(
+            max_entries=self.max_zip_entries, max_total_bytes=self.max_zip_bytes, max_ratio=self.max_zip_ratio,
+            max_cpu_s=self.inspection_cpu_s,
+        )
+
+    @property
+    def max_header_bytes(self) -> int:
+        """The largest safetensors model header accepted (docs/limits.md)."""
+        return self.header_metadata_bytes + self.header_bytes_per_tensor * self.max_tensors
 
 
 @lru_cache

@@ -14,13 +14,18 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.domain import strict_json
-from service.domain.errors import InvalidUpload, UnsafeUpload, UnsupportedUpload
+from service.budget import InspectionBudget
+from service.domain.errors import InvalidUpload, UnsafeUpload, UnsupportedUpload, UploadTooLarge
+from service.jsonscan import JsonShapeError, iter_members, scan_object
 from service.picklescan import check_pickle
 from service.torchscript_scan import CodeLimits, scan_archive
 from service.zipsafety import ZipLimits, check_zip
 
-MAX_HEADER_BYTES = 100 * 1024 * 1024
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # what sniff() still recognises as a safetensors header; the limit is header_limit()
+HEADER_BYTES_PER_TENSOR = 256  # a real entry is 104-135 bytes (docs/limits.md); about 2x margin
+HEADER_METADATA_BYTES = 1024 * 1024  # __metadata__, braces, padding; also the largest single member
+MAX_PICKLE_BYTES = 64 * 1024 * 1024  # data.pkl / constants.pkl: structure only, the tensors live in data/
+HEADER_MAX_DEPTH = 3  # {"name": {"shape": [..]}}: a safetensors header is never deeper
 
 DTYPE_BYTES = {
     "F64": 8, "F32": 4, "F16": 2, "BF16": 2,
@@ -35,7 +40,7 @@ SAVE_AS_SAFETENSORS = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class TensorInfo:
     dtype: str
     shape: list[int]
@@ -62,13 +67,15 @@ class SafetensorsHeader:
 
 
 def sniff(
-    path: Path, zip_limits: ZipLimits = ZipLimits(), *, op_check: bool = True, code_limits: CodeLimits = CodeLimits()
+    path: Path, zip_limits: ZipLimits = ZipLimits(), budget: InspectionBudget | None = None, *,
+    op_check: bool = True, code_limits: CodeLimits = CodeLimits(),
 ) -> str:
     """Return 'safetensors' or 'torchscript', or raise the problem that tells the user what to send.
 
-    A zip is checked for safety (entries, sizes, ratios, names, CRCs) before its layout is read;
-    a TorchScript archive's pickles are walked (never run) against an allowlist of globals, and,
-    with ``op_check``, its code is parsed (never run) against the op allowlist."""
+    A zip's layout is judged from its central directory (entries, names, declared sizes and ratios)
+    before anything inflates; only a TorchScript archive is then streamed through (CRCs, byte and CPU
+    budget), its pickles walked (never run) against an allowlist of globals and, with ``op_check``,
+    its code parsed (never run) against the op allowlist."""
     with open(path, "rb") as f:
         head = f.read(16)
     if len(head) == 0:
@@ -76,24 +83,10 @@ def sniff(
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
         raise UnsafeUpload("this is a Python pickle. " + SAVE_AS_SAFETENSORS, detected="pickle")
     if head[:4] == b"PK\x03\x04":
-        names = check_zip(path, zip_limits)
-        kind = zip_kind(names)
-        if kind == "torchscript":
-            _check_torchscript(path, names, op_check, code_limits)
-            return "torchscript"
-        if kind == "pt2":
-            raise UnsupportedUpload(
-                "this is a torch.export ExportedProgram (.pt2). torch 2.13's torch.export.load unpickles its weights "
-                "and constants with weights_only=False, so it cannot be loaded safely. Upload a TorchScript archive "
-                "(torch.jit.save) or a safetensors state_dict instead.",
-                detected="exported_program",
-            )
-        if kind == "torch-pickle":
-            raise UnsafeUpload(
-                "this is a torch.save() checkpoint, which is a pickle inside a zip. " + SAVE_AS_SAFETENSORS,
-                detected="torch.save zip",
-            )
-        raise UnsupportedUpload("a zip archive that is not a model modelpress knows. " + SAVE_AS_SAFETENSORS, detected="zip")
+        budget = budget or zip_limits.budget()
+        names = check_zip(path, zip_limits, accept=_accept_torchscript, budget=budget)
+        _check_torchscript(path, names, budget, op_check, code_limits)
+        return "torchscript"
     if len(head) >= 9:
         (n,) = struct.unpack("<Q", head[:8])
         if 2 <= n <= MAX_HEADER_BYTES and head[8:9] == b"{":
@@ -101,6 +94,27 @@ def sniff(
     raise UnsupportedUpload(
         "unrecognised model file: modelpress accepts a safetensors state_dict. " + SAVE_AS_SAFETENSORS, detected="unknown"
     )
+
+
+def _accept_torchscript(names: list[str]) -> None:
+    """Refuse, from the entry names alone, every zip that is not a TorchScript archive."""
+    kind = zip_kind(names)
+    if kind == "torchscript":
+        _check_torchscript_layout(names)
+        return
+    if kind == "pt2":
+        raise UnsupportedUpload(
+            "this is a torch.export ExportedProgram (.pt2). torch 2.13's torch.export.load unpickles its weights "
+            "and constants with weights_only=False, so it cannot be loaded safely. Upload a TorchScript archive "
+            "(torch.jit.save) or a safetensors state_dict instead.",
+            detected="exported_program",
+        )
+    if kind == "torch-pickle":
+        raise UnsafeUpload(
+            "this is a torch.save() checkpoint, which is a pickle inside a zip. " + SAVE_AS_SAFETENSORS,
+            detected="torch.save zip",
+        )
+    raise UnsupportedUpload("a zip archive that is not a model modelpress knows. " + SAVE_AS_SAFETENSORS, detected="zip")
 
 
 def zip_kind(names: list[str]) -> str:
@@ -116,7 +130,7 @@ def zip_kind(names: list[str]) -> str:
     return "zip"
 
 
-def _check_torchscript(path: Path, names: list[str], op_check: bool, code_limits: CodeLimits) -> None:
+def _check_torchscript_layout(names: list[str]) -> None:
     roots = {n.split("/", 1)[0] for n in names}
     if len(roots) != 1:
         raise InvalidUpload(f"a TorchScript archive has one top-level folder; this one has {len(roots)}")
@@ -126,65 +140,109 @@ def _check_torchscript(path: Path, names: list[str], op_check: bool, code_limits
             raise InvalidUpload(f"not a complete TorchScript archive: {required} is missing")
     if f"{root}/version" not in names and f"{root}/.data/version" not in names:  # torch writes either
         raise InvalidUpload("not a complete TorchScript archive: version is missing")
+
+
+def _check_torchscript(path: Path, names: list[str], budget: InspectionBudget, op_check: bool, code_limits: CodeLimits) -> None:
     with zipfile.ZipFile(path) as archive:
         for name in names:
             if name.endswith((".pkl", ".debug_pkl")):
-                check_pickle(archive.read(name), name)
+                size = archive.getinfo(name).file_size
+                if size > MAX_PICKLE_BYTES:
+                    raise UploadTooLarge(f"{name} is {size} bytes; a TorchScript pickle is at most {MAX_PICKLE_BYTES}", limit=MAX_PICKLE_BYTES)
+                with archive.open(name) as stream:
+                    check_pickle(stream, name, budget)
         if op_check:
             scan_archive(archive, names, code_limits)
 
 
-def read_safetensors_header(path: Path, *, max_tensors: int, max_parameters: int) -> SafetensorsHeader:
-    """Parse and fully check a safetensors header without reading tensor data."""
+def header_limit(max_tensors: int, *, per_tensor: int = HEADER_BYTES_PER_TENSOR, metadata: int = HEADER_METADATA_BYTES) -> int:
+    """The largest safetensors header accepted for up to ``max_tensors`` tensors (see docs/limits.md)."""
+    return metadata + per_tensor * max_tensors
+
+
+def read_safetensors_header(
+    path: Path, *, max_tensors: int, max_parameters: int, max_header_bytes: int | None = None,
+    budget: InspectionBudget | None = None,
+) -> SafetensorsHeader:
+    """Parse and fully check a safetensors header without reading tensor data.
+
+    Bounded before anything is built: the header's length against ``max_header_bytes`` (default
+    ``header_limit(max_tensors)``), its nesting depth and member count by a vectorised scan, then
+    one member at a time (at most ``HEADER_METADATA_BYTES`` each), so memory is the header's bytes
+    plus one member and the checked result."""
+    limit = header_limit(max_tensors) if max_header_bytes is None else max_header_bytes
     size = path.stat().st_size
     with open(path, "rb") as f:
         raw_n = f.read(8)
         if len(raw_n) < 8:
             raise InvalidUpload("truncated safetensors file: no header length")
         (n,) = struct.unpack("<Q", raw_n)
-        if n > MAX_HEADER_BYTES or n > size - 8:
+        if n > size - 8:
             raise InvalidUpload(f"corrupt safetensors file: header claims {n} bytes, the file has {size}")
+        if n > limit:
+            raise UploadTooLarge(
+                f"the safetensors header is {n} bytes; at most {limit} are accepted for up to {max_tensors} tensors "
+                "(MODELPRESS_MAX_TENSORS, MODELPRESS_HEADER_BYTES_PER_TENSOR, MODELPRESS_HEADER_METADATA_BYTES)",
+                limit=limit,
+            )
         raw = f.read(n)
     try:
-        header = strict_json.loads(raw)  # a duplicate tensor name could mean one thing here and another to the loader
-    except strict_json.DuplicateKey as exc:
-        raise InvalidUpload(f"corrupt safetensors header: the key {exc.key!r} appears twice in one object") from None
-    except RecursionError:
-        raise InvalidUpload("corrupt safetensors header: nested too deeply") from None
-    except ValueError as exc:  # not UTF-8, not JSON, NaN/Infinity
-        raise InvalidUpload(f"corrupt safetensors header: not JSON ({exc})") from None
-    if not isinstance(header, dict):
-        raise InvalidUpload("corrupt safetensors header: not a JSON object")
-    metadata = header.pop("__metadata__", {}) or {}
-    if not isinstance(metadata, dict):
-        raise InvalidUpload("corrupt safetensors header: __metadata__ is not an object")
-    if len(header) > max_tensors:
-        raise InvalidUpload(f"too many tensors: {len(header)} (limit {max_tensors})")
+        scan = scan_object(raw, max_depth=HEADER_MAX_DEPTH, max_members=max_tensors + 1)
+    except JsonShapeError as exc:
+        raise InvalidUpload(f"corrupt safetensors header: {exc}") from None
     data_len = size - 8 - n
     tensors: dict[str, TensorInfo] = {}
+    metadata: dict[str, str] = {}
     spans: list[tuple[int, int]] = []
     total = 0
-    for name, entry in header.items():
-        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-            raise InvalidUpload(f"corrupt safetensors header: bad entry for {name!r}")
-        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if dtype not in DTYPE_BYTES:
-            raise InvalidUpload(f"tensor {name!r} has dtype {dtype!r}; allowed: {', '.join(sorted(DTYPE_BYTES))}")
-        if not (isinstance(shape, list) and all(isinstance(d, int) and 0 <= d for d in shape) and len(shape) <= 8):
-            raise InvalidUpload(f"corrupt safetensors header: bad shape for {name!r}")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
-            raise InvalidUpload(f"corrupt safetensors header: bad data_offsets for {name!r}")
-        info = TensorInfo(dtype, shape)
-        begin, end = offsets
-        if not 0 <= begin <= end <= data_len or end - begin != info.numel * DTYPE_BYTES[dtype]:
-            raise InvalidUpload(f"corrupt or truncated safetensors file: tensor {name!r} does not fit the file")
-        total += info.numel
-        if total > max_parameters:
-            raise InvalidUpload(f"too many parameters: over {max_parameters}")
-        tensors[name] = info
-        spans.append((begin, end))
+    try:
+        for i, (name, entry) in enumerate(iter_members(raw, scan, max_member_bytes=HEADER_METADATA_BYTES)):
+            if budget is not None and i % 1024 == 0:
+                budget.spend()
+            if name == "__metadata__":
+                metadata = _metadata(entry)
+                continue
+            info, begin, end = _tensor_entry(name, entry, data_len)
+            total += info.numel
+            if total > max_parameters:
+                raise InvalidUpload(f"too many parameters: over {max_parameters}")
+            tensors[name] = info
+            spans.append((begin, end))
+    except JsonShapeError as exc:
+        raise InvalidUpload(f"corrupt safetensors header: {exc}") from None
+    if len(tensors) > max_tensors:
+        raise InvalidUpload(f"too many tensors: {len(tensors)} (limit {max_tensors})")
     spans.sort()
     for (b1, e1), (b2, _) in zip(spans, spans[1:]):
         if b2 < e1:
             raise InvalidUpload("corrupt safetensors file: tensors overlap")
     return SafetensorsHeader(tensors, metadata)
+
+
+def _short(name: str, limit: int = 80) -> str:
+    return repr(name if len(name) <= limit else name[:limit] + "...")
+
+
+def _metadata(entry: object) -> dict[str, str]:
+    if entry is None:
+        return {}
+    if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+        raise InvalidUpload("corrupt safetensors header: __metadata__ is not an object of strings")
+    return entry
+
+
+def _tensor_entry(name: str, entry: object, data_len: int) -> tuple[TensorInfo, int, int]:
+    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+        raise InvalidUpload(f"corrupt safetensors header: bad entry for {_short(name)}")
+    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
+        raise InvalidUpload(f"tensor {_short(name)} has dtype {_short(str(dtype), 16)}; allowed: {', '.join(sorted(DTYPE_BYTES))}")
+    if not (isinstance(shape, list) and len(shape) <= 8 and all(type(d) is int and 0 <= d for d in shape)):
+        raise InvalidUpload(f"corrupt safetensors header: bad shape for {_short(name)}")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
+        raise InvalidUpload(f"corrupt safetensors header: bad data_offsets for {_short(name)}")
+    info = TensorInfo(dtype, shape)
+    begin, end = offsets
+    if not 0 <= begin <= end <= data_len or end - begin != info.numel * DTYPE_BYTES[dtype]:
+        raise InvalidUpload(f"corrupt or truncated safetensors file: tensor {_short(name)} does not fit the file")
+    return info, begin, end

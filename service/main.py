@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from service import __version__
 from service.api import artifacts, capabilities, events, health, jobs, prometheus, schemas, ui
 from service.api.access import auth_required_for
+from service.api.intake_slots import IntakeSlots, IntakeSlotsCollector
 from service.api.limits import BodySizeLimit
 from service.api.problems import install_problem_handler
 from service.config import LOCAL_TENANT, Settings, get_settings
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     settings.auth.value, settings.api_host, LOCAL_TENANT)
     app.state.store = make_store(settings)
     app.state.prom = prometheus.ServiceMetrics(app)
+    app.state.intake_slots = IntakeSlots(settings.max_concurrent_inspections, settings.inspection_wait_s)
+    app.state.prom.registry.register(IntakeSlotsCollector(app.state.intake_slots))
     install_problem_handler(app)
     app.add_middleware(BodySizeLimit, max_bytes_getter=lambda: settings.max_upload_bytes)
     for router in (jobs.router, events.router, artifacts.router, schemas.router, capabilities.router, health.router, prometheus.router, ui.router):

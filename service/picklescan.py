@@ -4,6 +4,7 @@ TorchScript archives hold ``data.pkl`` / ``constants.pkl``, which ``torch.jit.lo
 its own restricted unpickler. As a second line of defence the API walks the opcodes
 (``pickletools.genops`` never executes anything) and accepts only the globals a TorchScript
 archive legitimately names: its own ``__torch__`` classes, tensor rebuild helpers, storages.
+The walk streams (nothing is read whole) and is charged to the upload's ``InspectionBudget``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import io
 import pickletools
 import re
+from typing import BinaryIO
 
+from service.budget import InspectionBudget
 from service.domain.errors import InvalidUpload, UnsafeTorchScriptOp, UnsafeUpload
 from service.torchscript_ops import CUSTOM_CLASS_PREFIX, custom_class_refusal
 
@@ -24,19 +27,23 @@ ALLOWED_GLOBALS = re.compile(
     r"|collections OrderedDict)$"
 )
 FORBIDDEN_OPCODES = {"STACK_GLOBAL", "INST", "OBJ"}  # TorchScript writes GLOBAL; these hide what they import
+BUDGET_EVERY = 4096  # opcodes between budget checks
 
 
-def check_pickle(data: bytes, name: str) -> None:
+def check_pickle(data: bytes | BinaryIO, name: str, budget: InspectionBudget | None = None) -> None:
+    stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
     try:
-        for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
+        for i, (opcode, arg, _) in enumerate(pickletools.genops(stream)):
+            if budget is not None and i % BUDGET_EVERY == 0:
+                budget.spend()
             if opcode.name in FORBIDDEN_OPCODES:
                 raise UnsafeUpload(f"{name}: pickle opcode {opcode.name} is not accepted in a TorchScript archive", detected="pickle-global")
             if opcode.name == "GLOBAL" and not ALLOWED_GLOBALS.match(str(arg)):
-                raise UnsafeUpload(f"{name}: the pickle names {arg!r}, which a TorchScript archive has no reason to", detected="pickle-global")
+                raise UnsafeUpload(f"{name}: the pickle names {str(arg)[:200]!r}, which a TorchScript archive has no reason to", detected="pickle-global")
             if opcode.name == "GLOBAL" and str(arg).startswith(CUSTOM_CLASS_PREFIX):
                 _check_custom_class(str(arg), name)
     except (ValueError, IndexError, EOFError) as exc:
-        raise InvalidUpload(f"{name}: corrupt pickle stream ({exc})") from None
+        raise InvalidUpload(f"{name}: corrupt pickle stream ({str(exc)[:200]})") from None
 
 
 def _check_custom_class(arg: str, name: str) -> None:

@@ -38,12 +38,12 @@ PROBLEMS = {
     401: {"model": Problem, "description": "Missing, unknown or revoked API key (with WWW-Authenticate)"},
     404: {"model": Problem, "description": "Unknown job"},
     409: {"model": Problem, "description": "Idempotency-Key reused with a different request"},
-    413: {"model": Problem, "description": "Upload over the size limit"},
+    413: {"model": Problem, "description": "Upload over the size limit, or its checks over the CPU budget (MODELPRESS_INSPECTION_CPU_S)"},
     415: {"model": Problem, "description": "Unsupported model format"},
     422: {"model": Problem, "description": "Invalid spec or unusable upload"},
     429: {"model": Problem, "description": "With Retry-After: the tenant's submission rate (rate-limited) or unfinished-job "
           "limit (tenant-job-limit) is reached, or too many jobs are queued (too-many-jobs)"},
-    503: {"model": Problem, "description": "Redis or the queue is unavailable"},
+    503: {"model": Problem, "description": "Redis or the queue is unavailable, or (with Retry-After) too many uploads are being checked"},
 }
 
 MODEL_INPUT_NAMES = {"safetensors": "model.safetensors", "torchscript": "model.torchscript.pt"}
@@ -128,17 +128,10 @@ def submit_job(
         _check_tenant_active(jobs, settings)  # early, before the upload is checked; create() checks again, atomically
         if settings.max_queued_jobs and jobs.repo.queued_count() >= settings.max_queued_jobs:
             raise TooManyJobs(f"{settings.max_queued_jobs} jobs are already queued; retry later", limit=settings.max_queued_jobs)
-        _check_model_upload(upload, job_spec, settings, redis_client)
+        with request.app.state.intake_slots.hold():  # the CPU-bound checks; 503 with Retry-After when saturated
+            header, arrays = _check_uploads(upload, staged, job_spec, settings)
+        _check_model_fits(header, job_spec, settings, redis_client)
         _check_students(job_spec, settings, redis_client)
-        arrays: dict[str, set[str]] = {}
-        for i, (part, fmt, path) in enumerate(staged):
-            if fmt is None:
-                fmt = check_data_file(
-                    part, path, max_tensors=settings.max_tensors,
-                    max_parameters=settings.max_parameters, zip_limits=settings.zip_limits,
-                )
-                staged[i] = (f"{part}.{DATA_EXTENSIONS[fmt]}", fmt, path)
-                arrays[part] = array_names(path, fmt, max_tensors=settings.max_tensors, max_parameters=settings.max_parameters)
         _check_data_needs(job_spec, arrays)
         device = resolve_device(job_spec, redis_client)
         job_id = new_job_id()
@@ -254,15 +247,39 @@ def _check_students(spec: JobSpec, settings, redis_client) -> None:
                               errors=errors or [{"loc": f"{loc}.config", "msg": str(report.get("error")), "type": "config"}])
 
 
-def _check_model_upload(path: Path, spec: JobSpec, settings, redis_client) -> None:
-    kind = intake.sniff(path, settings.zip_limits, op_check=settings.torchscript_op_check)
+def _check_uploads(upload: Path, staged: list, spec: JobSpec, settings) -> tuple[intake.SafetensorsHeader | None, dict[str, set[str]]]:
+    """The bounded, torch-free checks of every uploaded file, under one CPU/byte budget.
+
+    Returns the model's safetensors header (None for TorchScript) and the arrays of each data part;
+    renames each staged data part to its format's extension."""
+    budget = settings.zip_limits.budget()
+    kind = intake.sniff(upload, settings.zip_limits, budget, op_check=settings.torchscript_op_check)
     if kind != spec.model.format:
         raise InvalidUpload(f"the model file is {kind}, but the spec says model.format={spec.model.format!r}")
-    if kind == "torchscript":
-        return  # no architecture to check against: the worker's torch.jit.load decides
-    header = intake.read_safetensors_header(path, max_tensors=settings.max_tensors, max_parameters=settings.max_parameters)
-    if not header.tensors:
-        raise InvalidUpload("the safetensors file holds no tensors")
+    header = None
+    if kind == "safetensors":
+        header = intake.read_safetensors_header(
+            upload, max_tensors=settings.max_tensors, max_parameters=settings.max_parameters,
+            max_header_bytes=settings.max_header_bytes, budget=budget,
+        )
+        if not header.tensors:
+            raise InvalidUpload("the safetensors file holds no tensors")
+    arrays: dict[str, set[str]] = {}
+    for i, (part, fmt, path) in enumerate(staged):
+        if fmt is None:
+            fmt = check_data_file(
+                part, path, max_tensors=settings.max_tensors,
+                max_parameters=settings.max_parameters, zip_limits=settings.zip_limits, budget=budget,
+            )
+            staged[i] = (f"{part}.{DATA_EXTENSIONS[fmt]}", fmt, path)
+            arrays[part] = array_names(path, fmt, max_tensors=settings.max_tensors, max_parameters=settings.max_parameters)
+    return header, arrays
+
+
+def _check_model_fits(header: intake.SafetensorsHeader | None, spec: JobSpec, settings, redis_client) -> None:
+    """A safetensors state_dict must fit the named architecture (asked of a live worker, outside the check slots)."""
+    if header is None:
+        return  # TorchScript: no architecture to check against; the worker's torch.jit.load decides
     catalog = read_catalog(redis_client)
     if catalog is not None and spec.model.architecture not in catalog["architectures"]:
         known = ", ".join(sorted(catalog["architectures"]))

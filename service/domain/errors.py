@@ -15,7 +15,8 @@
     ├── TooManyJobs                       429 too-many-jobs (MODELPRESS_MAX_QUEUED_JOBS),
     │   │                                     tenant-job-limit (MODELPRESS_TENANT_MAX_ACTIVE_JOBS)
     │   └── RateLimited                   429 rate-limited (MODELPRESS_SUBMIT_RATE_PER_MIN)
-    └── Unavailable                       503 unavailable (Redis or workers down)
+    └── Unavailable                       503 unavailable (Redis or workers down; upload checks saturated,
+                                              with Retry-After)
 
 A failed job stores the same shape (``to_problem()``) in its record.
 
@@ -132,6 +133,11 @@ class UploadTooLarge(ModelpressError):
 
 class Unavailable(ModelpressError):
     status, slug, title = 503, "unavailable", "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after_s: int | None = None, **extra: Any):
+        super().__init__(detail, **extra)
+        if retry_after_s is not None:
+            self.headers = {"Retry-After": str(retry_after_s)}
 
 
 class Gone(ModelpressError):
