@@ -252,6 +252,7 @@ def run_pipeline(
     input_sha256: str,
     delay_s: float = 0.0,
     delay_cancellable: bool = True,
+    delay_release: Path | None = None,
     data: dict[str, tuple[Path, str]] | None = None,
     data_sha256: dict[str, str] | None = None,
     search_max_seconds: float | None = None,
@@ -272,10 +273,11 @@ def run_pipeline(
     progress("exporting", None, 0.72, "writing artifacts")
     outputs, checks = write_outputs(prepared, compressed, spec.resolved_outputs, workdir, ctx)
 
-    if delay_s:  # test-only (MODELPRESS_TEST_DELAY_S): a deterministic slow job, cancellable throughout
+    if delay_s:  # test-only (MODELPRESS_TEST_DELAY_S): a deterministic slow job, cancellable throughout,
+        # held until MODELPRESS_TEST_DELAY_RELEASE_FILE exists when that is set
         progress("measuring", None, 0.75, f"test delay: {delay_s} s")
         deadline = time.monotonic() + delay_s
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (delay_release is not None and delay_release.exists()):
             try:
                 if delay_cancellable:
                     check_cancelled()

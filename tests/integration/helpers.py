@@ -58,6 +58,25 @@ def wait_for(api: httpx.Client, job_id: str, predicate, timeout: float = 60) -> 
     raise AssertionError(f"job {job_id} never reached the expected point: {job}")
 
 
+def wait_until_idle(api: httpx.Client, timeout: float = 180) -> None:
+    """Poll until no job of this tenant is queued, running or cancelling."""
+    deadline = time.monotonic() + timeout
+    busy: list[str] = []
+    while time.monotonic() < deadline:
+        busy = [j["id"] for state in ("queued", "running", "cancelling")
+                for j in api.get("/jobs", params={"state": state, "limit": 200}).json()["items"]]
+        if not busy:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"jobs still unfinished: {busy}")
+
+
+def assert_cancel_accepted(response: httpx.Response) -> None:
+    """A cancel of an unfinished job: 200 with the job cancelled (it was queued), or 202 with it
+    cancelling (it was running). Which one depends on where the worker is; the pair must match."""
+    assert (response.status_code, response.json()["state"]) in {(200, "cancelled"), (202, "cancelling")}, response.text
+
+
 def in_test_delay(job: dict) -> bool:
     return job["state"] == "running" and job["progress"]["message"].startswith("test delay")
 
