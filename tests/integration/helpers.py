@@ -25,10 +25,13 @@ def submit(api: httpx.Client, model: Path | bytes, job_spec: dict | str, *, file
 
 def wait(api: httpx.Client, job_id: str, timeout: float = 180) -> dict:
     deadline = time.monotonic() + timeout
+    job: dict = {}
     while time.monotonic() < deadline:
-        job = api.get(f"/jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed", "cancelled", "expired"):
-            return job
+        response = api.get(f"/jobs/{job_id}")
+        if response.status_code != 503:  # 503: Redis is restarting; ask again
+            job = response.json()
+            if job["state"] in ("succeeded", "failed", "cancelled", "expired"):
+                return job
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} did not finish: {job}")
 
@@ -51,9 +54,11 @@ def wait_for(api: httpx.Client, job_id: str, predicate, timeout: float = 60) -> 
     deadline = time.monotonic() + timeout
     job: dict = {}
     while time.monotonic() < deadline:
-        job = api.get(f"/jobs/{job_id}").json()
-        if predicate(job):
-            return job
+        response = api.get(f"/jobs/{job_id}")
+        if response.status_code != 503:  # 503: Redis is restarting; ask again
+            job = response.json()
+            if predicate(job):
+                return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} never reached the expected point: {job}")
 
