@@ -395,8 +395,8 @@ def make_verdict(before: dict, after: dict, runtime: str, *, simulated: list[str
         verdict["warnings"].append("speed is simulated only: " + "; ".join(simulated)
                                    + " (the file is smaller; a runtime with real low-precision kernels is needed for speed)")
         if verdict.get("speedup") is not None and verdict["speedup"] > 1 + NOISE:
-            verdict["warnings"].append(f"not counted as faster: the artifact timed {verdict['speedup']:.2f}x, but its "
-                                       "speed is simulated only, so faster is false")
+            verdict["warnings"].append(f"not faster: the artifact timed {verdict['speedup']:.2f}x, but its speed is "
+                                       "simulated only (no real low-precision kernel ran), so it does not count")
     if fidelity is not None:
         verdict["quality"] = q = quality_verdict(fidelity, quality)
         if q["metric"] == "top1_accuracy" and -q["change"] > ACCURACY_DROP_WARNING:
