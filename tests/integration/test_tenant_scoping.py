@@ -93,7 +93,7 @@ def test_list_drops_a_foreign_id_that_reaches_the_tenants_index(private_redis, t
 
 
 def test_list_by_state_stays_within_the_tenant(repo, two_tenants):
-    alice, bob, alice_ids, bob_id = two_tenants
+    alice, _, alice_ids, bob_id = two_tenants
     repo.transition(alice_ids[1], JobState.running)
     repo.transition(bob_id, JobState.running)
     assert [r.id for r in alice.list(state=JobState.running)[0]] == [alice_ids[1]]
@@ -101,7 +101,7 @@ def test_list_by_state_stays_within_the_tenant(repo, two_tenants):
 
 
 def test_active_counts_and_limits_are_per_tenant(repo, two_tenants):
-    alice, bob, alice_ids, bob_id = two_tenants
+    alice, bob, alice_ids, _ = two_tenants
     assert alice.active_count() == 3 and bob.active_count() == 1
     now = utcnow()
     with pytest.raises(TenantJobLimit):

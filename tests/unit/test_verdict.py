@@ -71,8 +71,8 @@ def test_a_simulated_result_is_never_faster(times):
     assert any(w.startswith("speed is simulated only: quantize:fp16: no native fp16") for w in verdict["warnings"])
     if times == QUICKER:  # the 1.2x is reported, and said not to count
         assert verdict["speedup"] == 1.2
-        assert not_faster_warnings(verdict) == ["not faster: the artifact timed 1.20x, but its speed is simulated only "
-                                                "(no real low-precision kernel ran), so it does not count"]
+        assert not_faster_warnings(verdict) == [("not faster: the artifact timed 1.20x, but its speed is simulated only "
+                                                 "(no real low-precision kernel ran), so it does not count")]
     else:
         assert not_faster_warnings(verdict) == ["not faster: the artifact ran at 0.80x the original's speed (p50, batch 1, eager)"]
 
