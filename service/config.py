@@ -182,6 +182,13 @@ class Settings(BaseSettings):
         default=10.0, ge=0, description="How long a submit waits for a free check slot before 503 unavailable with Retry-After.",
     )
 
+    # checks (issue 19): event-driven test waits
+    test_delay_release_file: str = Field(
+        default="",
+        description="Test-only: when set, the test delay ends as soon as this file exists, so a test holds a job "
+        "at a known point for as long as it needs and then releases it (no wall-clock window).",
+    )
+
     @model_validator(mode="after")
     def _store_complete(self) -> "Settings":
         if self.artifact_store == "s3" and not self.s3_bucket:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytester", "tests.ci_skips"]  # ci_skips: under CI a skipped test fails the run
+
 CACHE = Path(os.environ.get("MODELPRESS_TEST_CACHE", Path(__file__).parent / ".cache"))
 
 

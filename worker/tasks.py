@@ -223,6 +223,7 @@ def _run_claimed(task, jobs: JobRepository, store, settings, record, claimed, le
             data_sha256={i.name: i.sha256 for i in record.inputs[1:]},
             delay_s=settings.test_delay_s,
             delay_cancellable=settings.test_delay_cancellable,
+            delay_release=Path(settings.test_delay_release_file) if settings.test_delay_release_file else None,
             search_max_seconds=min(settings.search_max_seconds, settings.job_soft_time_limit_s),
         )
         ours(jobs.get(job_id))

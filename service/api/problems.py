@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
+import redis
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.domain.errors import InvalidSpec, ModelpressError, NotFound, bounded_problem
+from service.domain.errors import InvalidSpec, ModelpressError, NotFound, Unavailable, bounded_problem
 
 log = logging.getLogger("modelpress.api")
 
@@ -33,6 +34,9 @@ def as_modelpress_error(exc: Exception) -> ModelpressError:
         error = NotFound(str(exc.detail), slug=slug, title=title)
         error.status = exc.status_code
         return error
+    if isinstance(exc, redis.RedisError):  # e.g. a restarting redis-server: the client should retry, not see a 500
+        log.warning("redis unavailable: %s", exc)
+        return Unavailable("the job store (Redis) is unavailable; retry shortly")
     log.exception("unhandled error", exc_info=exc)
     return ModelpressError("an unexpected error occurred; it has been logged")
 

@@ -123,7 +123,7 @@ class Verdict(_Open):
     size_ratio: float = Field(description="before file bytes / after file bytes")
     runtime: str
     warnings: list[str] = Field(description="plain-word caveats: not smaller, not faster, ...")
-    faster: bool | None = None
+    faster: bool | None = Field(default=None, description="p50 speed-up above 1.05x at the first batch size, and never true when simulated_only (a simulated speed is not a speed-up)")
     speedup: float | None = Field(default=None, description="p50 before / after at the first batch size")
     speedups: dict[str, float] | None = Field(default=None, description="per batch size")
     simulated_only: bool = Field(description="true when no real low-precision kernel ran (e.g. int8 weights dequantized "

@@ -271,6 +271,7 @@ class TenantJobs:
         return self.repo.logs(job_id, tail)
 
     def keep_record_for(self, job_id: str, seconds: int) -> None:
+        self.get(job_id)
         self.repo.keep_record_for(job_id, seconds)
 
     def list(self, *, state: JobState | None = None, limit: int = 20, cursor: int = 0) -> tuple[list[JobRecord], int | None]:

@@ -25,10 +25,13 @@ def submit(api: httpx.Client, model: Path | bytes, job_spec: dict | str, *, file
 
 def wait(api: httpx.Client, job_id: str, timeout: float = 180) -> dict:
     deadline = time.monotonic() + timeout
+    job: dict = {}
     while time.monotonic() < deadline:
-        job = api.get(f"/jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed", "cancelled", "expired"):
-            return job
+        response = api.get(f"/jobs/{job_id}")
+        if response.status_code != 503:  # 503: Redis is restarting; ask again
+            job = response.json()
+            if job["state"] in ("succeeded", "failed", "cancelled", "expired"):
+                return job
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} did not finish: {job}")
 
@@ -51,11 +54,32 @@ def wait_for(api: httpx.Client, job_id: str, predicate, timeout: float = 60) -> 
     deadline = time.monotonic() + timeout
     job: dict = {}
     while time.monotonic() < deadline:
-        job = api.get(f"/jobs/{job_id}").json()
-        if predicate(job):
-            return job
+        response = api.get(f"/jobs/{job_id}")
+        if response.status_code != 503:  # 503: Redis is restarting; ask again
+            job = response.json()
+            if predicate(job):
+                return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} never reached the expected point: {job}")
+
+
+def wait_until_idle(api: httpx.Client, timeout: float = 180) -> None:
+    """Poll until no job of this tenant is queued, running or cancelling."""
+    deadline = time.monotonic() + timeout
+    busy: list[str] = []
+    while time.monotonic() < deadline:
+        busy = [j["id"] for state in ("queued", "running", "cancelling")
+                for j in api.get("/jobs", params={"state": state, "limit": 200}).json()["items"]]
+        if not busy:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"jobs still unfinished: {busy}")
+
+
+def assert_cancel_accepted(response: httpx.Response) -> None:
+    """A cancel of an unfinished job: 200 with the job cancelled (it was queued), or 202 with it
+    cancelling (it was running). Which one depends on where the worker is; the pair must match."""
+    assert (response.status_code, response.json()["state"]) in {(200, "cancelled"), (202, "cancelling")}, response.text
 
 
 def in_test_delay(job: dict) -> bool:

@@ -93,8 +93,10 @@ def test_kind_end_to_end(name, finished, api, digits_mlp_path, digits_test_set, 
         assert metrics["verdict"]["smaller"] and metrics["verdict"]["size_ratio"] > 1.8
     if name == "static_int8":
         assert "qint8" in after["dtypes"] and any("synthetic" in n for n in metrics["notes"])
-    if name in ("fp16", "bf16") and not metrics["verdict"]["faster"]:
-        assert any("not faster" in w for w in metrics["verdict"]["warnings"])
+    if name in ("fp16", "bf16"):  # whichever way this CPU measures it, the verdict and its warnings agree
+        verdict = metrics["verdict"]
+        assert (verdict["faster"] is False) == any(w.startswith("not faster") for w in verdict["warnings"]), verdict
+        assert not (verdict["simulated_only"] and verdict["faster"]), verdict
 
 
 @pytest.mark.parametrize(

@@ -62,18 +62,31 @@ def sample(text: str, name: str, **labels) -> float:
     raise KeyError(f"{name} {labels} not in the exposition")
 
 
+def listed(api, state: str) -> int:
+    """How many jobs GET /jobs lists in ``state`` (the shared stack has one tenant: auth is off)."""
+    count, cursor = 0, 0
+    while cursor is not None:
+        page = api.get("/jobs", params={"state": state, "limit": 200, "cursor": cursor}).json()
+        count, cursor = count + len(page["items"]), page["next_cursor"]
+    return count
+
+
 def test_prometheus_metrics_count_jobs_queues_and_uploads(api, finished_job, digits_mlp_path):
+    from tests.integration.helpers import wait_until_idle
+
+    wait_until_idle(api)  # the shared stack: other modules' jobs must not be queued or running while we count
     response = api.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
     assert sample(text, "modelpress_redis_up") == 1
     assert sample(text, "modelpress_jobs", state="succeeded") >= 1
-    assert sample(text, "modelpress_jobs", state="expired") >= 0  # every state is exported, even at zero
+    for state in ("queued", "running", "cancelling", "succeeded", "failed", "cancelled", "expired"):
+        assert sample(text, "modelpress_jobs", state=state) == listed(api, state), state  # every state, even at zero
     assert sample(text, "modelpress_job_duration_seconds_count", method="prune+quantize") >= 1
     assert sample(text, "modelpress_job_duration_seconds_bucket", method="prune+quantize", le="+Inf") >= 1
-    assert sample(text, "modelpress_queue_depth", queue="cpu") >= 0
-    assert sample(text, "modelpress_queue_depth", queue="gpu") >= 0
+    assert sample(text, "modelpress_queue_depth", queue="cpu") == 0  # idle: no message waits in either queue
+    assert sample(text, "modelpress_queue_depth", queue="gpu") == 0
     uploaded = sample(text, "modelpress_upload_bytes_total")
     assert uploaded >= digits_mlp_path.stat().st_size
     # the route does not shadow the job's metrics

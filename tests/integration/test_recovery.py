@@ -1,7 +1,8 @@
 """No lost jobs: a killed pool child, a killed (then restarted) worker, a restarted redis-server.
 
-Destructive, so these run on their own stack (module-scoped) whose jobs are slow
-(``MODELPRESS_TEST_DELAY_S``) and whose sweeper runs every second. Each test leaves it healthy.
+Destructive, so these run on their own stack (module-scoped) whose jobs are held in their test
+delay (``MODELPRESS_TEST_DELAY_S``, 600 s) until the test releases them (``MODELPRESS_TEST_DELAY_RELEASE_FILE``):
+no wall-clock window to catch a job in. The sweeper runs every half second. Each test leaves the stack healthy.
 """
 
 from __future__ import annotations
@@ -23,10 +24,22 @@ EXPECTED_OUTPUTS = ["metrics.json", "model.torchscript.pt"]
 
 @pytest.fixture(scope="module")
 def crash_stack(tmp_path_factory):
-    s = start_stack(tmp_path_factory.mktemp("crash"), MODELPRESS_TEST_DELAY_S="3", MODELPRESS_SWEEP_INTERVAL_S="0.5",
-                    MODELPRESS_TEST_DELAY_CANCELLABLE="false", MODELPRESS_CANCEL_GRACE_S="0.5", MODELPRESS_MAX_ATTEMPTS="2")
+    data_dir = tmp_path_factory.mktemp("crash")
+    s = start_stack(data_dir, MODELPRESS_TEST_DELAY_S="600", MODELPRESS_TEST_DELAY_RELEASE_FILE=str(data_dir / "release"),
+                    MODELPRESS_SWEEP_INTERVAL_S="0.5", MODELPRESS_TEST_DELAY_CANCELLABLE="false",
+                    MODELPRESS_CANCEL_GRACE_S="0.5", MODELPRESS_MAX_ATTEMPTS="2")
     yield s
     s.stop()
+
+
+@pytest.fixture(autouse=True)
+def held(crash_stack):
+    """Every test starts with jobs held in their delay; ``release`` lets them go on."""
+    (crash_stack.data_dir / "release").unlink(missing_ok=True)
+
+
+def release(stack) -> None:
+    (stack.data_dir / "release").touch()
 
 
 @pytest.fixture
@@ -65,9 +78,10 @@ def test_a_cancel_the_job_ignores_is_terminated_after_the_grace(crash_api, crash
     worker = child(crash_stack, "worker-0")
     (pool_child,) = pool_children(worker.process.pid)
     assert crash_api.post(f"/jobs/{job_id}/cancel").json()["state"] == "cancelling"
-    job = wait(crash_api, job_id, timeout=30)
+    job = wait(crash_api, job_id, timeout=60)
     assert job["state"] == "cancelled" and "terminated" in job["progress"]["message"], job["progress"]
-    wait_until(lambda: pool_children(worker.process.pid) and pool_children(worker.process.pid) != [pool_child])
+    # a new pool process imports torch first: up to worker_proc_alive_timeout (120 s) on a busy host
+    wait_until(lambda: pool_children(worker.process.pid) and pool_children(worker.process.pid) != [pool_child], timeout=150)
     assert output_files(crash_stack.data_dir / "artifacts", job_id) == []
     assert crash_api.get(f"/jobs/{job_id}").json()["attempts"] == 1  # never re-run
 
@@ -78,7 +92,8 @@ def test_killed_pool_child_the_job_is_redelivered_and_succeeds(crash_api, crash_
     worker = child(crash_stack, "worker-0")
     (pool_child,) = pool_children(worker.process.pid)
     os.kill(pool_child, signal.SIGKILL)
-    assert_one_clean_result(crash_stack, wait(crash_api, job_id, timeout=60))
+    release(crash_stack)  # the second attempt goes straight through its delay
+    assert_one_clean_result(crash_stack, wait(crash_api, job_id, timeout=120))
     assert worker.alive()
 
 
@@ -101,6 +116,7 @@ def test_killed_worker_is_restarted_and_the_sweeper_requeues_its_job(crash_api, 
     worker = child(crash_stack, "worker-0")
     os.killpg(worker.process.pid, signal.SIGKILL)  # the main process and its pool: no goodbye, no requeue
     wait_until(lambda: not worker.alive())
+    release(crash_stack)
     assert crash_stack.supervise_once() == ["worker-0"]  # what `modelpress up` does every second
     assert worker.restarts == 1
     assert_one_clean_result(crash_stack, wait(crash_api, job_id, timeout=90))
@@ -108,6 +124,7 @@ def test_killed_worker_is_restarted_and_the_sweeper_requeues_its_job(crash_api, 
 
 def test_a_job_queued_across_a_redis_restart_completes(crash_api, crash_stack, digits_mlp_path):
     worker, redis_child = child(crash_stack, "worker-0"), child(crash_stack, "redis")
+    release(crash_stack)
     worker.stop(timeout=30)  # no worker: the job stays queued
     job_id = submit(crash_api, digits_mlp_path, spec(INT8)).json()["id"]
     assert crash_api.get(f"/jobs/{job_id}").json()["state"] == "queued"

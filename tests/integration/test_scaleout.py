@@ -14,7 +14,9 @@ from tests.integration.conftest import start_stack
 from tests.integration.helpers import spec, stored_job_dirs, submit, wait, wait_for
 
 PRUNE = {"method": "prune", "kind": "magnitude", "scope": "global", "amount": 0.5}
-GPU_WAIT_S = 4
+# The test reads the waiting job right after submitting it: it must still be queued then, so the wait is
+# 15 s, a margin for one GET on a loaded machine (it was 4 s, which a busy host can overrun).
+GPU_WAIT_S = 15
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,7 @@ def test_a_cuda_job_shows_why_it_waits_then_fails(api, digits_mlp_path):
     assert (job["device"], job["queue"]) == ("cuda", "gpu")
     job = api.get(f"/jobs/{job['id']}").json()
     assert job["state"] == "queued" and job["waiting"] == "no live GPU worker (queue gpu)"
-    job = wait_for(api, job["id"], lambda j: j["state"] != "queued", timeout=60)
+    job = wait_for(api, job["id"], lambda j: j["state"] != "queued", timeout=GPU_WAIT_S + 60)
     assert job["state"] == "failed"
     assert job["error"]["type"] == "https://modelpress.dev/problems/no-gpu-worker"
     assert "no live GPU worker (queue gpu)" in job["error"]["detail"] and "MODELPRESS_GPU_WAIT_S" in job["error"]["detail"]

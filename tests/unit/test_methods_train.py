@@ -89,7 +89,7 @@ def test_finetune_after_magnitude_pruning_keeps_the_zeros_exactly():
         if p.dim() == 2:
             assert torch.equal(p == 0, zeros[name]), name  # the same zeros, no more, no fewer
     assert c.training[0]["masked_tensors"] == 2
-    assert accuracy(out, xt, yt) > max(pruned_accuracy, 0.9)
+    assert accuracy(out, xt, yt) >= max(pruned_accuracy, 0.9)  # equal is valid: pruning may leave it at 100%
 
 
 def test_finetune_with_distill_from_original_needs_only_inputs():
