@@ -11,7 +11,6 @@ child's process group. The result's files are checked and copied by ``outputs.co
 from __future__ import annotations
 
 import collections
-import logging
 import os
 import re
 import select
@@ -20,13 +19,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+
+from celery.utils.log import get_logger
 
 from service.domain.errors import PROBLEM_BASE, ModelpressError, SandboxFailed
 from worker.sandbox import policy, protocol
 
-log = logging.getLogger("modelpress.worker")
+log = get_logger("modelpress.sandbox")  # under celery's logger: shown in the worker log (the root logger is not hijacked)
 
 STDERR_TAIL_BYTES = 8192
 SLUG = re.compile(r"^[a-z0-9-]{1,60}$")

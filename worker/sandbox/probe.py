@@ -8,15 +8,16 @@ overlaps one (a venv inside the data dir, say) would expose it, so the sandbox c
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from celery.utils.log import get_logger
+
 from worker.sandbox import host, policy, protocol
 
-log = logging.getLogger("modelpress.worker")
+log = get_logger("modelpress.sandbox")  # under celery's logger: shown in the worker log (the root logger is not hijacked)
 
 PROBE_TIMEOUT_S = 120.0
 

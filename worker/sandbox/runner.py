@@ -9,16 +9,17 @@ Layout under the job's temporary directory (the worker's):
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+
+from celery.utils.log import get_logger
 
 from service.domain.errors import SandboxUnavailable
 from service.domain.spec import JobSpec
 from worker.pipeline import PipelineResult
 from worker.sandbox import host, outputs, policy, probe, protocol
 
-log = logging.getLogger("modelpress.worker")
+log = get_logger("modelpress.sandbox")  # under celery's logger: shown in the worker log (the root logger is not hijacked)
 
 
 def run_sandboxed(spec: JobSpec, model_path: Path, job_dir: Path, *, settings, progress, say: Callable[..., None],

@@ -1,0 +1,107 @@
+"""TorchScript payloads that attack the worker from inside ``forward`` (built here, per test), and what
+the service says about a job afterwards. Shared by the sandbox-on and sandbox-off modules: the same
+payload must be stopped with the sandbox on and must succeed with it off."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import httpx
+import torch
+
+from tests.integration.helpers import submit, wait
+
+FEATURES = 4
+PAYLOAD_SPEC = {
+    "model": {"format": "torchscript", "input": {"shape": [1, FEATURES], "dtype": "float32"}},
+    "steps": [{"method": "prune", "kind": "magnitude", "amount": 0.5}],
+    "evaluate": {"latency": False},
+    "outputs": ["torchscript"],
+}
+# the other engineer's submit-time op scanner would refuse aten::from_file; these tests aim at the second line
+STACK_ENV = {"MODELPRESS_TORCHSCRIPT_OP_CHECK": "false"}
+
+
+class ReadAndRaise(torch.nn.Module):
+    """Reads ``size`` bytes of ``path`` and raises them in its error message."""
+
+    def __init__(self, path: str, size: int):
+        super().__init__()
+        self.path, self.size = path, size
+        self.fc = torch.nn.Linear(FEATURES, 2)
+
+    def forward(self, x):
+        data = torch.from_file(self.path, shared=False, size=self.size, dtype=torch.uint8)
+        values: list[int] = data.to(torch.int64).tolist()
+        text = ""
+        for b in values:
+            text += chr(b)
+        raise RuntimeError("LEAK<" + text + ">")
+        return self.fc(x)
+
+
+class Overwrite(torch.nn.Module):
+    """Maps ``path`` shared and fills its first ``size`` bytes with 'X', then behaves."""
+
+    def __init__(self, path: str, size: int):
+        super().__init__()
+        self.path, self.size = path, size
+        self.fc = torch.nn.Linear(FEATURES, 2)
+
+    def forward(self, x):
+        data = torch.from_file(self.path, shared=True, size=self.size, dtype=torch.uint8)
+        data.fill_(88)
+        return self.fc(x)
+
+
+def scripted(module: torch.nn.Module) -> bytes:
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(module.eval()), buffer)
+    return buffer.getvalue()
+
+
+def run_payload(api: httpx.Client, payload: bytes) -> dict:
+    response = submit(api, payload, PAYLOAD_SPEC, filename="model.pt")
+    assert response.status_code == 202, response.text  # the attack is not stopped at submit: the sandbox must stop it
+    return wait(api, response.json()["id"], timeout=300)
+
+
+def leak_of(path: Path, size: int) -> bytes:
+    """The payload that leaks the first ``size`` bytes of ``path``."""
+    return scripted(ReadAndRaise(str(path), size))
+
+
+def everything_said_about(api: httpx.Client, job: dict, log_dir: Path) -> str:
+    """All the service returns about a job (record, log, metrics, report, every artifact), decoded from
+    JSON where it is JSON, plus every log file of the stack: the place a leak would show."""
+    job_id = job["id"]
+    texts = [json.dumps(api.get(f"/jobs/{job_id}").json(), ensure_ascii=False)]
+    logs = api.get(f"/jobs/{job_id}/logs")
+    texts.append(json.dumps(logs.json(), ensure_ascii=False) if logs.status_code == 200 else logs.text)
+    for endpoint in ("metrics", "report"):
+        texts.append(api.get(f"/jobs/{job_id}/{endpoint}").text)
+    for artifact in job["artifacts"]:
+        texts.append(api.get(f"/jobs/{job_id}/artifacts/{artifact['name']}").content.decode("latin-1"))
+    texts += [p.read_bytes().decode("latin-1") for p in sorted(log_dir.glob("*.log"))]
+    return "\n".join(texts)
+
+
+def redis_aof(data_dir: Path) -> Path:
+    [aof] = sorted((data_dir / "redis").glob("appendonlydir/*.incr.aof"))
+    return aof
+
+
+def sandbox_children_of(job_id: str) -> list[int]:
+    """Pids of live processes working in the job's directory (the sandbox child and anything it forked)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if job_id in os.readlink(f"/proc/{entry.name}/cwd"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
