@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_ready
 from celery.worker.request import Request
 
 from service.config import get_settings
@@ -26,7 +26,7 @@ from worker.celery_app import app
 from worker.guard import MemoryLimitExceeded, memory_guard, memory_problem
 from worker.lifecycle import INSTANCE
 from worker.sandbox.policy import runs_user_code
-from worker.sandbox.probe import startup_check
+from worker.sandbox.probe import report_sandbox, startup_check
 
 log = logging.getLogger("modelpress.worker")
 
@@ -70,8 +70,14 @@ def _logger(jobs: JobRepository, job_id: str):
 
 @worker_init.connect
 def _probe_sandbox(**_) -> None:
-    """Once per worker start, before the pool forks: can user model code be confined here? (logged; see docs/sandbox.md)"""
+    """Once per worker start, before the pool forks: can user model code be confined here? (see docs/sandbox.md)"""
     startup_check(get_settings())
+
+
+@worker_ready.connect
+def _say_sandbox(**_) -> None:
+    """Every start says how user model code runs (loudly when unconfined), once logging is set up."""
+    report_sandbox(get_settings())
 
 
 @worker_process_init.connect

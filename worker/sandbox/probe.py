@@ -77,18 +77,24 @@ def check(settings) -> SandboxStatus:
 
 
 def startup_check(settings) -> SandboxStatus:
-    """Probe, remember the answer for this process (and the pool processes forked from it), say it in the log."""
+    """Probe and remember the answer for this process (and the pool processes forked from it)."""
     global _status
-    _status = status = check(settings)
+    _status = check(settings)
+    return _status
+
+
+def report_sandbox(settings) -> SandboxStatus:
+    """Say in the worker's log how user model code runs here: a WARNING when unconfined, an ERROR when refused."""
+    status = current(settings)
+    formats = ", ".join(policy.UNTRUSTED_FORMATS)
     if status.confine:
-        log.info("sandbox: user model code (%s) runs in a confined child", ", ".join(policy.UNTRUSTED_FORMATS))
+        log.info("sandbox: user model code (%s) runs in a confined child", formats)
     elif status.allowed:
         log.warning("SANDBOX DISABLED: user model code (%s) runs UNCONFINED in this worker's child processes, because "
                     "MODELPRESS_ALLOW_UNSANDBOXED_MODELS=true (%s). An upload can read and write what this worker can.",
-                    ", ".join(policy.UNTRUSTED_FORMATS), status.reason)
+                    formats, status.reason)
     else:
-        log.error("sandbox unavailable: jobs with %s models will fail with sandbox-unavailable (%s)",
-                  ", ".join(policy.UNTRUSTED_FORMATS), status.reason)
+        log.error("sandbox unavailable: jobs with %s models will fail with sandbox-unavailable (%s)", formats, status.reason)
     return status
 
 
