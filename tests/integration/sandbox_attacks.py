@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 from pathlib import Path
 
 import httpx
@@ -26,11 +27,12 @@ STACK_ENV = {"MODELPRESS_TORCHSCRIPT_OP_CHECK": "false"}
 
 
 class ReadAndRaise(torch.nn.Module):
-    """Reads ``size`` bytes of ``path`` and raises them in its error message."""
+    """Reads ``size`` bytes of ``path`` and raises them, from byte ``skip`` on, in its error message
+    (a NUL byte would end the message: skip past binary headers)."""
 
-    def __init__(self, path: str, size: int):
+    def __init__(self, path: str, size: int, skip: int = 0):
         super().__init__()
-        self.path, self.size = path, size
+        self.path, self.size, self.skip = path, size, skip
         self.fc = torch.nn.Linear(FEATURES, 2)
 
     def forward(self, x):
@@ -69,9 +71,9 @@ def run_payload(api: httpx.Client, payload: bytes) -> dict:
     return wait(api, response.json()["id"], timeout=300)
 
 
-def leak_of(path: Path, size: int) -> bytes:
-    """The payload that leaks the first ``size`` bytes of ``path``."""
-    return scripted(ReadAndRaise(str(path), size))
+def leak_of(path: Path, size: int, skip: int = 0) -> bytes:
+    """The payload that leaks bytes ``skip`` to ``size`` of ``path``."""
+    return scripted(ReadAndRaise(str(path), size, skip))
 
 
 def everything_said_about(api: httpx.Client, job: dict, log_dir: Path) -> str:
@@ -87,6 +89,19 @@ def everything_said_about(api: httpx.Client, job: dict, log_dir: Path) -> str:
         texts.append(api.get(f"/jobs/{job_id}/artifacts/{artifact['name']}").content.decode("latin-1"))
     texts += [p.read_bytes().decode("latin-1") for p in sorted(log_dir.glob("*.log"))]
     return "\n".join(texts)
+
+
+def worker_log_line(log_dir: Path, text: str, timeout: float = 60) -> str:
+    """The first line of the worker's log holding ``text``, once it is written (the API may report ready
+    a moment before the worker's own ready hooks have all logged)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in (log_dir / "worker-0.log").read_text(errors="replace").splitlines():
+            if text in line:
+                return line
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no line with {text!r} in the worker's log")
+        time.sleep(0.2)
 
 
 def redis_aof(data_dir: Path) -> Path:
