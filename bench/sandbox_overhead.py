@@ -75,11 +75,11 @@ def main() -> None:
                 else:
                     seen: dict[str, float] = {}
 
-                    def say(message: str, level: str = "info", seen=seen) -> None:
+                    def say(message: str, level: str = "info", seen=seen, started=started) -> None:
                         if message.startswith("sandbox child started"):
                             seen["ready"] = time.monotonic() - started
 
-                    def progress(*_, seen=seen) -> None:
+                    def progress(*_, seen=seen, started=started) -> None:
                         seen.setdefault("progress", time.monotonic() - started)
 
                     run_sandboxed(spec, model, job, settings=settings, progress=progress, say=say,

@@ -104,6 +104,10 @@ class SandboxChild:
             return None
         return [protocol.parse(line) for line in self._lines.feed(data)]
 
+    def pending(self, timeout: float) -> bool:
+        """Is there anything left to read on the message pipe?"""
+        return bool(select.select([self._messages], [], [], timeout)[0])
+
     def kill(self) -> int | None:
         """SIGKILL the child's whole process group (it and anything it forked); reap it; return its exit status."""
         try:
@@ -142,8 +146,8 @@ def run_child(request: protocol.Request, env: dict[str, str], *, on_message: Cal
         next_poll = time.monotonic() + poll_s
         while True:
             messages = child.read(timeout=poll_s)
-            if messages is None:
-                break
+            if messages is None or (not messages and child.process.poll() is not None and not child.pending(0.1)):
+                break  # its pipe closed, or it exited (a grandchild may still hold the pipe open)
             for message in messages:
                 if final is not None:
                     raise protocol.ProtocolError("a message after the final one")
