@@ -37,7 +37,7 @@ class ReadAndRaise(torch.nn.Module):
 
     def forward(self, x):
         data = torch.from_file(self.path, shared=False, size=self.size, dtype=torch.uint8)
-        values: list[int] = data.to(torch.int64).tolist()
+        values: list[int] = data[self.skip:].to(torch.int64).tolist()
         text = ""
         for b in values:
             text += chr(b)
