@@ -4,8 +4,9 @@ The child is a fresh interpreter (``subprocess`` exec, not a fork: nothing of th
 Redis URL or settings is in it) with a minimal environment, its own process group, stdin closed,
 stdout/stderr drained into a bounded tail, and two pipes: the request in, typed messages out.
 While it runs, the worker relays progress and log lines to the job record and polls the record for
-a cancel; on cancel, the soft time limit, the memory guard or any exception, it SIGKILLs the
-child's process group. The result's files are checked and copied by ``outputs.collect``.
+a cancel. It SIGKILLs the child's process group on cancel, the soft time limit, the memory guard and
+any exception, and as soon as the final message is in (no wait for torch's teardown). The result's
+files are checked and copied by ``outputs.collect``.
 """
 
 from __future__ import annotations
@@ -149,12 +150,12 @@ def run_child(request: protocol.Request, env: dict[str, str], *, on_message: Cal
             if messages is None or (not messages and child.process.poll() is not None and not child.pending(0.1)):
                 break  # its pipe closed, or it exited (a grandchild may still hold the pipe open)
             for message in messages:
-                if final is not None:
-                    raise protocol.ProtocolError("a message after the final one")
                 if isinstance(message, (protocol.Result, protocol.Failure)) or (request.probe and isinstance(message, protocol.Ready)):
                     final = message
-                else:
-                    on_message(message, time.monotonic() - child.started)
+                    break
+                on_message(message, time.monotonic() - child.started)
+            if final is not None:
+                break  # no need to wait for its interpreter to tear torch down: it is killed below
             if time.monotonic() >= next_poll:
                 check_cancelled()
                 next_poll = time.monotonic() + poll_s
