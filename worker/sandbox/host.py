@@ -59,6 +59,7 @@ class SandboxChild:
 
     def __init__(self, request: protocol.Request, env: dict[str, str]):
         request.parent_pid = os.getpid()
+        encoded = protocol.encode(request)  # before anything starts: over the cap, nothing is left running
         request_r, request_w = os.pipe()
         message_r, message_w = os.pipe()
         output_r, output_w = os.pipe()
@@ -79,9 +80,13 @@ class SandboxChild:
         self._tail_bytes = 0
         self._drainer = threading.Thread(target=self._drain, args=(output_r,), name=f"sandbox-{self.pid}-output", daemon=True)
         self._drainer.start()
+        self._request = (request_w, encoded)
+
+    def send_request(self) -> None:
+        fd, data = self._request
         try:
-            with os.fdopen(request_w, "wb") as pipe:
-                pipe.write(protocol.encode(request))
+            with os.fdopen(fd, "wb") as pipe:
+                pipe.write(data)
         except BrokenPipeError:
             pass  # it died before reading: its exit says why
 
@@ -144,6 +149,7 @@ def run_child(request: protocol.Request, env: dict[str, str], *, on_message: Cal
     watch(child.pid)
     final: protocol.Message | None = None
     try:
+        child.send_request()
         next_poll = time.monotonic() + poll_s
         while True:
             messages = child.read(timeout=poll_s)
