@@ -2,7 +2,8 @@
 
 Layout under the job's temporary directory (the worker's):
 
-    <job dir>/<input files>   fetched by the worker; the child may read exactly these
+    <input files>             in the local artifact store, or fetched into <job dir> (S3): the child may read
+                              exactly these files
     <job dir>/sandbox/        the child's work dir and HOME: the only place it may write
     <job dir>/collected/      the worker's checked copies of the child's outputs (the child never sees it)
 """
