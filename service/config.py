@@ -189,6 +189,27 @@ class Settings(BaseSettings):
         "at a known point for as long as it needs and then releases it (no wall-clock window).",
     )
 
+    # --- sandbox around user model code (worker/sandbox/, docs/sandbox.md) ---
+    sandbox: Literal["on", "off"] = Field(
+        default="on",
+        description="on: formats that run user code (TorchScript) run in a confined child process (Landlock, no "
+        "network, no secrets). off: the same child without confinement, honoured only with "
+        "allow_unsandboxed_models=true (for tests that show what the sandbox stops).",
+    )
+    allow_unsandboxed_models: bool = Field(
+        default=False,
+        description="Run formats that carry user code even where the sandbox is off or cannot be set up; "
+        "logged as a WARNING at every worker start. Without it such jobs fail with sandbox-unavailable.",
+    )
+
+    @model_validator(mode="after")
+    def _sandbox_off_needs_opt_in(self) -> "Settings":
+        if self.sandbox == "off" and not self.allow_unsandboxed_models:
+            raise ValueError("MODELPRESS_SANDBOX=off runs user model code unconfined; it needs "
+                             "MODELPRESS_ALLOW_UNSANDBOXED_MODELS=true as well")
+        return self
+    # --- end sandbox ---
+
     @model_validator(mode="after")
     def _store_complete(self) -> "Settings":
         if self.artifact_store == "s3" and not self.s3_bucket:

@@ -2,7 +2,8 @@
 
 Celery's ``worker_max_memory_per_child`` only replaces a pool process *after* its task, and the
 kernel's OOM killer takes the whole process without a word. So while a job runs, a watcher thread
-reads the process's RSS (``/proc/self/statm``) every ``interval`` s; past the cap it:
+reads the process's RSS (``/proc/self/statm``, plus its sandbox child's, see ``watch``) every
+``interval`` s; past the cap it:
 
 1. raises ``MemoryLimitExceeded`` in the job's thread (``PyThreadState_SetAsyncExc``; it lands at the
    next Python bytecode, so a long C kernel finishes first); the task fails the job with a
@@ -41,9 +42,15 @@ class MemoryLimitExceeded(ModelpressError):
         super().__init__(detail, **extra)
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE / 2**20
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of a process (this one by default); 0 for one that is gone."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE / 2**20
+    except (OSError, IndexError, ValueError):
+        if pid == "self":
+            raise
+        return 0.0
 
 
 def memory_problem(limit_mb: int, seen_mb: float) -> dict:
@@ -65,11 +72,20 @@ class MemoryGuard:
         self.tripped = False
         self._stop = threading.Event()
         self._target = threading.get_ident()
+        self.child: int | None = None  # a sandbox child working for this job: its memory counts too
+
+    def watch(self, pid: int | None) -> None:
+        """Count ``pid``'s resident memory with this process's (None: stop counting it)."""
+        self.child = pid
+
+    def rss(self) -> float:
+        child = self.child
+        return rss_mb() + (rss_mb(child) if child else 0.0)
 
     def _watch(self) -> None:
         tripped_at = None
         while not self._stop.wait(self.interval):
-            rss = rss_mb()
+            rss = self.rss()
             self.peak_mb = max(self.peak_mb, rss)
             if rss <= self.limit_mb:
                 continue

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_ready
 from celery.worker.request import Request
 
 from service.config import get_settings
@@ -27,6 +27,8 @@ from worker.guard import MemoryLimitExceeded, memory_guard, memory_problem
 from worker.lease import JobLease
 from worker.lifecycle import INSTANCE
 from worker.workdirs import job_workdir
+from worker.sandbox.policy import runs_user_code
+from worker.sandbox.probe import report_sandbox, startup_check
 
 log = logging.getLogger("modelpress.worker")
 
@@ -75,6 +77,18 @@ def _logger(jobs: JobRepository, job_id: str):
             log.warning("could not write a log line of job %s", job_id, exc_info=True)
 
     return say
+
+
+@worker_init.connect
+def _probe_sandbox(**_) -> None:
+    """Once per worker start, before the pool forks: can user model code be confined here? (see docs/sandbox.md)"""
+    startup_check(get_settings())
+
+
+@worker_ready.connect
+def _say_sandbox(**_) -> None:
+    """Every start says how user model code runs (loudly when unconfined), once logging is set up."""
+    report_sandbox(get_settings())
 
 
 @worker_process_init.connect
@@ -210,22 +224,25 @@ def _run_claimed(task, jobs: JobRepository, store, settings, record, claimed, le
             for i in record.inputs[1:]
             if i.name.split(".", 1)[0] in DATA_PARTS
         }
-        result = run_pipeline(
-            spec,
-            model_path,
-            workdir,
-            progress=progress,
-            check_cancelled=check_cancelled,
+        pipeline_args = dict(
             warmup=settings.latency_warmup,
             runs=settings.latency_runs,
             input_sha256=model_info.sha256,
-            data=data,
             data_sha256={i.name: i.sha256 for i in record.inputs[1:]},
             delay_s=settings.test_delay_s,
             delay_cancellable=settings.test_delay_cancellable,
             delay_release=Path(settings.test_delay_release_file) if settings.test_delay_release_file else None,
             search_max_seconds=min(settings.search_max_seconds, settings.job_soft_time_limit_s),
         )
+        if runs_user_code(spec.model.format):  # user code: in a confined child, killed with the job
+            from worker.sandbox.runner import run_sandboxed
+
+            result = run_sandboxed(spec, model_path, workdir, settings=settings, progress=progress, say=say,
+                                   check_cancelled=check_cancelled, watch=guard.watch if guard else lambda pid: None,
+                                   data=data, **pipeline_args)
+        else:  # data into a registered builder: no user code runs; in-process, as fast as before
+            result = run_pipeline(spec, model_path, workdir, progress=progress, check_cancelled=check_cancelled, data=data,
+                                  **pipeline_args)
         ours(jobs.get(job_id))
         artifacts = []
         for output in result.outputs:

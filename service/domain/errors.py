@@ -15,8 +15,10 @@
     ├── TooManyJobs                       429 too-many-jobs (MODELPRESS_MAX_QUEUED_JOBS),
     │   │                                     tenant-job-limit (MODELPRESS_TENANT_MAX_ACTIVE_JOBS)
     │   └── RateLimited                   429 rate-limited (MODELPRESS_SUBMIT_RATE_PER_MIN)
-    └── Unavailable                       503 unavailable (Redis or workers down; upload checks saturated,
-                                              with Retry-After)
+    ├── Unavailable                       503 unavailable (Redis or workers down; upload checks saturated,
+    │   │                                     with Retry-After)
+    │   └── SandboxUnavailable            503 sandbox-unavailable (user model code needs a sandbox this host cannot set up)
+    └── SandboxFailed                     500 sandbox-failed (the sandboxed child died, broke its protocol or named a bad output)
 
 A failed job stores the same shape (``to_problem()``) in its record.
 
@@ -138,6 +140,17 @@ class Unavailable(ModelpressError):
         super().__init__(detail, **extra)
         if retry_after_s is not None:
             self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class SandboxUnavailable(Unavailable):
+    """A format that runs user code (TorchScript) was to run, and the sandbox cannot be set up here.
+    See docs/sandbox.md: MODELPRESS_SANDBOX and MODELPRESS_ALLOW_UNSANDBOXED_MODELS."""
+
+    slug, title = "sandbox-unavailable", "The sandbox for user model code cannot be set up on this worker"
+
+
+class SandboxFailed(ModelpressError):
+    slug, title = "sandbox-failed", "The sandboxed job ended without a usable result"
 
 
 class Gone(ModelpressError):

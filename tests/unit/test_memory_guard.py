@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,3 +65,24 @@ def test_no_cap_no_guard():
 
     with memory_guard(0) as guard:
         assert guard is None
+
+
+def test_a_watched_child_s_memory_counts_too():
+    from worker.guard import MemoryGuard, rss_mb
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys; b = bytearray(200 * 2**20); sys.stdin.read()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        guard = MemoryGuard(limit_mb=10**6)
+        own = guard.rss()
+        guard.watch(child.pid)
+        for _ in range(200):  # until the child has touched its 200 MiB
+            if rss_mb(child.pid) > 150:
+                break
+            time.sleep(0.05)
+        assert guard.rss() >= own + 150
+        guard.watch(None)
+        assert guard.rss() < own + 150
+    finally:
+        child.communicate("")
+    assert rss_mb(child.pid) == 0.0  # gone: counted as nothing
