@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
         except Exception as exc:  # noqa: BLE001 - fail closed, and say why
             protocol.write(message_fd, protocol.Failure(
                 type=PROBLEMS + "sandbox-unavailable", title="The sandbox for user model code cannot be set up", status=503,
-                detail=f"{type(exc).__name__}: {exc}"[:protocol.MAX_DETAIL_CHARS]))
+                detail=protocol.bounded_text(f"{type(exc).__name__}: {exc}", protocol.MAX_DETAIL_CHARS)))
             return 3
     else:
         ready = protocol.Ready(landlock_abi=0, network_isolated=False, confined=False)
@@ -74,14 +74,14 @@ def _run(request: protocol.Request, message_fd: int):
         return message
     except ModelpressError as exc:
         return protocol.Failure(type=exc.type, title=exc.title[:200], status=exc.status,
-                                detail=str(exc.detail)[:protocol.MAX_DETAIL_CHARS])
+                                detail=protocol.bounded_text(str(exc.detail), protocol.MAX_DETAIL_CHARS))
     except BaseException as exc:  # noqa: BLE001 - user code fails in any way it likes
         return _failure(exc)
 
 
 def _failure(exc: BaseException) -> protocol.Failure:
     return protocol.Failure(type=PROBLEMS + "job-failed", title="The job failed",
-                            detail=f"{type(exc).__name__}: {exc}"[:protocol.MAX_DETAIL_CHARS])
+                            detail=protocol.bounded_text(f"{type(exc).__name__}: {exc}", protocol.MAX_DETAIL_CHARS))
 
 
 if __name__ == "__main__":

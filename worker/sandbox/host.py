@@ -33,7 +33,7 @@ log = get_logger("modelpress.sandbox")  # under celery's logger: shown in the wo
 STDERR_TAIL_BYTES = 8192
 SLUG = re.compile(r"^[a-z0-9-]{1,60}$")
 # settings the pipeline reads itself (get_settings()) that the child needs; none is a secret
-CHILD_SETTINGS = ("search_max_seconds", "sensitivity_max_layers", "sensitivity_max_samples")
+CHILD_SETTINGS = ("search_max_seconds", "sensitivity_max_layers", "sensitivity_max_samples", "torchscript_op_check")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -132,7 +132,7 @@ class SandboxChild:
 def problem_error(failure: protocol.Failure) -> ModelpressError:
     """The child's Failure as an error the task stores as the job's problem (type checked, detail capped)."""
     slug = failure.type[len(PROBLEM_BASE):] if failure.type.startswith(PROBLEM_BASE) else ""
-    error = ModelpressError(failure.detail[:protocol.MAX_DETAIL_CHARS], slug=slug if SLUG.match(slug) else "job-failed",
+    error = ModelpressError(protocol.bounded_text(failure.detail, protocol.MAX_DETAIL_CHARS), slug=slug if SLUG.match(slug) else "job-failed",
                             title=failure.title[:200] if slug and SLUG.match(slug) else "The job failed")
     error.status = failure.status
     return error

@@ -60,8 +60,9 @@ def probe_child() -> str:
     return ""
 
 
-class _Defaults:
+class _Defaults:  # the probe runs no pipeline: placeholder values for the settings a child receives
     search_max_seconds = sensitivity_max_layers = sensitivity_max_samples = 0
+    torchscript_op_check = True
 
 
 def check(settings) -> SandboxStatus:

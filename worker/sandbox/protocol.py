@@ -15,8 +15,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from service.domain.errors import MAX_DETAIL_CHARS, bounded_text
+
 MAX_MESSAGE_BYTES = 16 * 2**20  # a result carries the metrics (per-layer tables of large models)
-MAX_DETAIL_CHARS = 2048
 MAX_TEXT_CHARS = 500
 
 
@@ -126,7 +127,7 @@ def read_request(fd: int) -> Request:
 def _text(value: Any, limit: int = MAX_TEXT_CHARS) -> str:
     if not isinstance(value, str):
         raise ProtocolError(f"expected a string, got {type(value).__name__}")
-    return value[:limit]
+    return bounded_text(value, limit)  # cut with a marker that says so, like every problem
 
 
 def parse(line: bytes) -> Message:
