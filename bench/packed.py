@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 from modelpress import packed  # noqa: E402
 from modelpress.artifacts import load_packed, load_pruned  # noqa: E402
 from modelpress.datasets import mnist_5k  # noqa: E402
-from service.domain.spec import parse_spec  # noqa: E402
-from worker.architectures import build_model  # noqa: E402
+from modelpress_core.spec import parse_spec  # noqa: E402
+from modelpress_torch.architectures import build_model  # noqa: E402
 from worker.pipeline import run_pipeline  # noqa: E402
 
 PAPER = {  # Han, Mao, Dally, "Deep Compression", ICLR 2016, Table 1

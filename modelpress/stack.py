@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from modelpress.redis_server import free_port, load_or_create_password, redis_command
-from service.storage.private import PRIVATE_UMASK, open_private_append, private_dir, tighten, write_private
+from modelpress_core.storage.private import PRIVATE_UMASK, open_private_append, private_dir, tighten, write_private
 
 PR_SET_PDEATHSIG = 1
 

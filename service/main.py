@@ -14,10 +14,10 @@ from service.api.access import auth_required_for
 from service.api.intake_slots import IntakeSlots, IntakeSlotsCollector
 from service.api.limits import BodySizeLimit
 from service.api.problems import install_problem_handler
-from service.config import LOCAL_TENANT, Settings, get_settings
-from service.storage.artifacts import make_store
-from service.storage.private import private_dir, tighten
-from service.storage.connection import redis_client
+from modelpress_core.config import LOCAL_TENANT, Settings, get_settings
+from modelpress_core.storage.artifacts import make_store
+from modelpress_core.storage.private import private_dir, tighten
+from modelpress_core.storage.connection import redis_client
 
 log = logging.getLogger("modelpress.api")
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from service.config import get_settings
-from service.queue import CELERY_QUEUES
+from modelpress_core.config import get_settings
+from modelpress_core.queue import CELERY_QUEUES
 
 settings = get_settings()
 

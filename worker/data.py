@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from service.domain.errors import InvalidUpload
+from modelpress_core.errors import InvalidUpload
 
 
 @dataclass

@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from modelpress import packed
-from modelpress.artifacts import MANIFEST_KEY, load_packed, load_pruned, read_manifest
+from modelpress_core import packed
+from modelpress_torch.artifacts import MANIFEST_KEY, load_packed, load_pruned, read_manifest
 from worker.onnx_export import load_onnx, write_onnx
 
 ARTIFACT_NAMES = {"safetensors": "model.safetensors", "torchscript": "model.torchscript.pt", "onnx": "model.onnx", "pt2": "model.pt2",
@@ -23,7 +23,7 @@ MEDIA_TYPES = {"safetensors": "application/vnd.safetensors", "torchscript": "app
 
 
 def write_safetensors(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None) -> None:
-    """A plain state_dict; with ``manifest`` (the layer shapes, see ``modelpress.artifacts``) in its metadata."""
+    """A plain state_dict; with ``manifest`` (the layer shapes, see ``modelpress_torch.artifacts``) in its metadata."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor) or v.is_quantized]
     if bad:

@@ -27,7 +27,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from service.domain.errors import ModelpressError
+from modelpress_core.errors import ModelpressError
 
 log = logging.getLogger("modelpress.worker")
 

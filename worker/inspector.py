@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.architectures import InvalidArchitectureConfig, UnknownArchitecture, get_architecture, list_architectures
-from worker.architectures.matching import compare_shapes, expected_shapes, suggest_architectures
+from modelpress_torch.architectures import InvalidArchitectureConfig, UnknownArchitecture, get_architecture, list_architectures
+from modelpress_torch.architectures.matching import compare_shapes, expected_shapes, suggest_architectures
 
 
 def answer(request: dict[str, Any]) -> dict[str, Any]:

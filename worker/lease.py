@@ -1,4 +1,4 @@
-"""Job leases on the worker side (``service/storage/leases.py`` holds the Redis part).
+"""Job leases on the worker side (``modelpress_core/storage/leases.py`` holds the Redis part).
 
 The pool process that claims a job writes the lease in the claim's MULTI and deletes it when the run
 ends. While the run lasts, the worker's *main* process refreshes it from its heartbeat thread for
@@ -16,9 +16,9 @@ import os
 
 import redis
 
-from service.queue import RUN_JOB_TASK
-from service.storage import leases
-from service.storage.leases import Holder
+from modelpress_core.queue import RUN_JOB_TASK
+from modelpress_core.storage import leases
+from modelpress_core.storage.leases import Holder
 
 log = logging.getLogger("modelpress.worker")
 

@@ -25,10 +25,10 @@ import uuid
 import redis
 from celery.signals import worker_ready, worker_shutdown
 
-from service.config import get_settings
-from service.storage import keys
-from service.storage.connection import redis_client
-from service.storage.workers import forget, record_heartbeat
+from modelpress_core.config import get_settings
+from modelpress_core.storage import keys
+from modelpress_core.storage.connection import redis_client
+from modelpress_core.storage.workers import forget, record_heartbeat
 
 log = logging.getLogger("modelpress.worker")
 
@@ -73,7 +73,7 @@ def worker_description(queues: list[str]) -> dict:
 
 
 def publish_catalog(client: redis.Redis) -> None:
-    from worker.architectures import list_architectures
+    from modelpress_torch.architectures import list_architectures
 
     catalog = {"architectures": {a.name: a.describe() for a in list_architectures()}}
     client.set(keys.catalog(), json.dumps(catalog))

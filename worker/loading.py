@@ -8,10 +8,10 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from service.config import get_settings
-from service.domain.errors import InvalidSpec, InvalidUpload
-from service.domain.spec import JobSpec
-from worker.architectures import InvalidArchitectureConfig, UnknownArchitecture, build_model, get_architecture
+from modelpress_core.config import get_settings
+from modelpress_core.errors import InvalidSpec, InvalidUpload
+from modelpress_core.spec import JobSpec
+from modelpress_torch.architectures import InvalidArchitectureConfig, UnknownArchitecture, build_model, get_architecture
 from worker.torchscript_graph import check_graphs
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32}

@@ -13,12 +13,12 @@ from typing import Callable
 import torch
 from torch import nn
 
-from modelpress.artifacts import manifest_of
+from modelpress_torch.artifacts import manifest_of
 from service import __version__
-from service.domain.metrics import METRICS_SCHEMA
-from service.domain.spec import JobSpec
+from modelpress_core.metrics import METRICS_SCHEMA
+from modelpress_core.spec import JobSpec
 from worker import evaluate, export
-from worker.architectures import build_model
+from modelpress_torch.architectures import build_model
 from worker.data import Dataset, load_data
 from worker.loading import example_input, input_dtype, load_model
 from worker.methods import StepContext, apply_step

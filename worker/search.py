@@ -24,12 +24,12 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
-from service.config import get_settings
-from service.domain.errors import MAX_DETAIL_CHARS, bounded_text
-from service.domain.goal import Goal
-from service.domain.metrics import METRICS_SCHEMA
-from service.domain.spec import JobSpec
-from service.domain.steps import Sensitivity
+from modelpress_core.config import get_settings
+from modelpress_core.errors import MAX_DETAIL_CHARS, bounded_text
+from modelpress_core.goal import Goal
+from modelpress_core.metrics import METRICS_SCHEMA
+from modelpress_core.spec import JobSpec
+from modelpress_core.steps import Sensitivity
 from worker.pipeline import PipelineResult, Prepared, Progress, artifact_table, compress, measure, summary_of, write_outputs
 
 log = logging.getLogger("modelpress.search")
@@ -77,8 +77,8 @@ def available(*, steps: tuple[str, ...] = (), outputs: tuple[str, ...] = ()) -> 
     """Applies only once this modelpress has these step kinds ("method:kind") and output formats."""
 
     def check(sc: "SearchContext") -> str | None:
-        from service.domain.capabilities import OUTPUT_FORMATS
-        from service.domain.steps import ALL_STEP_TYPES
+        from modelpress_core.capabilities import OUTPUT_FORMATS
+        from modelpress_core.steps import ALL_STEP_TYPES
 
         known = {f"{t.model_fields['method'].default}:{t.model_fields['kind'].default}" for t in ALL_STEP_TYPES}
         missing = [s for s in steps if s not in known] + [f"output {o!r}" for o in outputs if o not in OUTPUT_FORMATS]

@@ -34,15 +34,15 @@ from typing import Callable
 
 import redis
 
-from service.config import Settings
-from service.domain.errors import Unavailable, bounded_problem
-from service.domain.job import JobRecord, JobState, Progress, utcnow
-from service.lifecycle import expire_job, finish_cancel, instance_alive
-from service.storage import keys, leases
-from service.storage.artifacts import ArtifactStore, make_store
-from service.storage.connection import redis_client
-from service.storage.jobs import JobRepository, NoChange
-from service.storage.workers import consumers, last_seen, waiting_reason
+from modelpress_core.config import Settings
+from modelpress_core.errors import Unavailable, bounded_problem
+from modelpress_core.job import JobRecord, JobState, Progress, utcnow
+from modelpress_core.lifecycle import expire_job, finish_cancel, instance_alive
+from modelpress_core.storage import keys, leases
+from modelpress_core.storage.artifacts import ArtifactStore, make_store
+from modelpress_core.storage.connection import redis_client
+from modelpress_core.storage.jobs import JobRepository, NoChange
+from modelpress_core.storage.workers import consumers, last_seen, waiting_reason
 from worker.workdirs import ORPHAN_SCAN_S, remove_orphan_workdirs, remove_stale_staging
 
 log = logging.getLogger("modelpress.sweeper")
@@ -176,7 +176,7 @@ def _lost(jobs: JobRepository, store: ArtifactStore, settings: Settings, record:
 
 
 def sweeper_loop(settings: Settings, stop: threading.Event) -> None:
-    from service.queue import enqueue_job
+    from modelpress_core.queue import enqueue_job
     from worker.celery_app import app
     from worker.lifecycle import INSTANCE
 

@@ -12,16 +12,16 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_init, worker_process_init, worker_ready
 from celery.worker.request import Request
 
-from service.config import get_settings
-from service.domain.errors import ModelpressError, bounded_problem
-from service.domain.job import ArtifactInfo, JobState, Progress, utcnow
-from service.domain.spec import JobSpec
-from service.lifecycle import finish_cancel
-from service.queue import RUN_JOB_TASK
-from service.storage import leases
-from service.storage.artifacts import make_store
-from service.storage.connection import redis_client
-from service.storage.jobs import JobNotFound, JobRepository, NoChange
+from modelpress_core.config import get_settings
+from modelpress_core.errors import ModelpressError, bounded_problem
+from modelpress_core.job import ArtifactInfo, JobState, Progress, utcnow
+from modelpress_core.spec import JobSpec
+from modelpress_core.lifecycle import finish_cancel
+from modelpress_core.queue import RUN_JOB_TASK
+from modelpress_core.storage import leases
+from modelpress_core.storage.artifacts import make_store
+from modelpress_core.storage.connection import redis_client
+from modelpress_core.storage.jobs import JobNotFound, JobRepository, NoChange
 from worker.celery_app import app
 from worker.guard import MemoryLimitExceeded, memory_guard, memory_problem
 from worker.lease import JobLease

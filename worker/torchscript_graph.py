@@ -1,6 +1,6 @@
 """The second look at a TorchScript upload: after ``torch.jit.load``, every node of every method of
 every submodule (inlined, so helper functions and called methods are included) against the same
-op allowlist the API used on the archive's code (``service.torchscript_ops``).
+op allowlist the API used on the archive's code (``modelpress_core.torchscript_ops``).
 
 This catches what the API's reading of the code text might miss (a parser differential, an op the
 text spells in a way the scan does not map). It runs after loading, so ``__setstate__`` code has
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from service.domain.errors import UnsafeTorchScriptOp
-from service.torchscript_ops import CUSTOM_CLASS_PREFIX, custom_class_refusal, op_refusal
+from modelpress_core.errors import UnsafeTorchScriptOp
+from modelpress_core.torchscript_ops import CUSTOM_CLASS_PREFIX, custom_class_refusal, op_refusal
 
 
 def check_graphs(model: torch.jit.ScriptModule) -> None:

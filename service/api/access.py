@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 
 from fastapi import Request
 
-from service.config import LOCAL_TENANT, Settings, is_loopback
-from service.domain.errors import Unauthorized
+from modelpress_core.config import LOCAL_TENANT, Settings, is_loopback
+from modelpress_core.errors import Unauthorized
 
 log = logging.getLogger("modelpress.api")
 

@@ -10,10 +10,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from service.api.deps import JobsDep, SettingsDep, StoreDep
 from service.api.views import Problem
-from service.domain.errors import Conflict, Gone
-from service.domain.job import JobRecord, JobState
+from modelpress_core.errors import Conflict, Gone
+from modelpress_core.job import JobRecord, JobState
 from service.report import render_report
-from service.storage.artifacts import ArtifactNotFound
+from modelpress_core.storage.artifacts import ArtifactNotFound
 
 router = APIRouter(tags=["artifacts"])
 

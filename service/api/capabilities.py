@@ -9,9 +9,9 @@ from fastapi import APIRouter
 
 from service.api.deps import RedisDep
 from service.api.views import Problem
-from service.domain import capabilities
-from service.domain.errors import Unavailable
-from service.inspection import read_catalog
+from modelpress_core import capabilities
+from modelpress_core.errors import Unavailable
+from modelpress_core.inspection import read_catalog
 
 router = APIRouter(tags=["capabilities"])
 

@@ -14,11 +14,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.api.access import unauthenticated_tenant
-from service.config import Settings
-from service.domain.errors import Unauthorized
-from service.storage.apikeys import ApiKeyRepository
-from service.storage.artifacts import ArtifactStore
-from service.storage.jobs import JobRepository, TenantJobs
+from modelpress_core.config import Settings
+from modelpress_core.errors import Unauthorized
+from modelpress_core.storage.apikeys import ApiKeyRepository
+from modelpress_core.storage.artifacts import ArtifactStore
+from modelpress_core.storage.jobs import JobRepository, TenantJobs
 
 bearer = HTTPBearer(
     scheme_name="apiKey",

@@ -16,9 +16,9 @@ from fastapi.responses import StreamingResponse
 
 from service.api.deps import JobsDep, TenantDep
 from service.api.views import LogPage, Problem
-from service.domain.job import JobRecord
-from service.storage import keys
-from service.storage.jobs import JobNotFound, update_event
+from modelpress_core.job import JobRecord
+from modelpress_core.storage import keys
+from modelpress_core.storage.jobs import JobNotFound, update_event
 
 router = APIRouter(tags=["events"])
 

@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from service.api.deps import RedisDep, StoreDep, TenantDep
-from service.queue import QUEUE_NAMES
-from service.storage.workers import live_workers
+from modelpress_core.queue import QUEUE_NAMES
+from modelpress_core.storage.workers import live_workers
 
 router = APIRouter(tags=["health"])
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from service.domain.errors import Unavailable
+from modelpress_core.errors import Unavailable
 
 
 class IntakeSlots:

@@ -13,22 +13,22 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from service import intake
-from service.datafiles import array_names, check_data_file
-from service.domain.capabilities import data_problems, goal_problems
+from modelpress_core import intake
+from modelpress_core.datafiles import array_names, check_data_file
+from modelpress_core.capabilities import data_problems, goal_problems
 from service.api.deps import JobsDep, RedisDep, SettingsDep, StoreDep
 from service.api.views import JobPage, JobView, Problem
-from service.domain.errors import Conflict, InvalidSpec, InvalidUpload, RateLimited, TooManyJobs, Unavailable
-from service.domain.job import TERMINAL, ArtifactInfo, JobRecord, JobState, new_job_id, utcnow
-from service.domain.spec import JobSpec, parse_spec
-from service.storage.private import private_dir
-from service.inspection import inspect_state_dict, read_catalog
-from service.lifecycle import cancel_job, expire_job
-from service.storage import keys
-from service.storage.jobs import TenantJobLimit, TenantJobs
-from service.storage.ratelimit import SubmitRateLimiter
-from service.queue import enqueue_job, queue_for, resolve_device
-from service.storage.workers import waiting_reason
+from modelpress_core.errors import Conflict, InvalidSpec, InvalidUpload, RateLimited, TooManyJobs, Unavailable
+from modelpress_core.job import TERMINAL, ArtifactInfo, JobRecord, JobState, new_job_id, utcnow
+from modelpress_core.spec import JobSpec, parse_spec
+from modelpress_core.storage.private import private_dir
+from modelpress_core.inspection import inspect_state_dict, read_catalog
+from modelpress_core.lifecycle import cancel_job, expire_job
+from modelpress_core.storage import keys
+from modelpress_core.storage.jobs import TenantJobLimit, TenantJobs
+from modelpress_core.storage.ratelimit import SubmitRateLimiter
+from modelpress_core.queue import enqueue_job, queue_for, resolve_device
+from modelpress_core.storage.workers import waiting_reason
 
 log = logging.getLogger("modelpress.api")
 

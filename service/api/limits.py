@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from service.domain.errors import UploadTooLarge
+from modelpress_core.errors import UploadTooLarge
 
 
 class BodySizeLimit:

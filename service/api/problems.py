@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.domain.errors import InvalidSpec, ModelpressError, NotFound, Unavailable, bounded_problem
+from modelpress_core.errors import InvalidSpec, ModelpressError, NotFound, Unavailable, bounded_problem
 
 log = logging.getLogger("modelpress.api")
 

@@ -17,9 +17,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from service.api.deps import get_tenant
-from service.domain.job import JobRecord, JobState
-from service.queue import QUEUES
-from service.storage import keys
+from modelpress_core.job import JobRecord, JobState
+from modelpress_core.queue import QUEUES
+from modelpress_core.storage import keys
 
 log = logging.getLogger("modelpress.api")
 

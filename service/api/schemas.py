@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service.domain.metrics import metrics_json_schema
+from modelpress_core.metrics import metrics_json_schema
 
 router = APIRouter(tags=["schemas"])
 

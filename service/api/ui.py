@@ -20,8 +20,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from service.api.access import unauthenticated_tenant
-from service.domain.job import JobRecord
-from service.storage.jobs import JobRepository, TenantJobs
+from modelpress_core.job import JobRecord
+from modelpress_core.storage.jobs import JobRepository, TenantJobs
 
 router = APIRouter(tags=["ui"], include_in_schema=False)
 

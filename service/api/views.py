@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from service.domain.job import ArtifactInfo, JobRecord, JobState, Progress
+from modelpress_core.job import ArtifactInfo, JobRecord, JobState, Progress
 
 
 class Problem(BaseModel):

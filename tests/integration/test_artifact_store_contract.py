@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from service.storage.artifacts import ArtifactNotFound, ArtifactStore, LocalArtifactStore
+from modelpress_core.storage.artifacts import ArtifactNotFound, ArtifactStore, LocalArtifactStore
 
 MiB = 1024 * 1024
 
@@ -19,7 +19,7 @@ MiB = 1024 * 1024
 @pytest.fixture(scope="module")
 def s3_store(s3_server):
     """One S3 store (client creation is slow); each test gets its own key prefix."""
-    from service.storage.s3 import S3ArtifactStore
+    from modelpress_core.storage.s3 import S3ArtifactStore
     from tests.integration.s3server import CREDENTIALS
 
     with pytest.MonkeyPatch.context() as mp:

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from modelpress.datasets import digits_28x28
-from service.domain.metrics import metrics_json_schema
+from modelpress_core.metrics import metrics_json_schema
 from tests.integration.helpers import MLP_MODEL, wait
 from tests.integration.test_bad_input import assert_problem
 from tests.integration.test_job_flow import download

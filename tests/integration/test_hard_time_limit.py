@@ -8,9 +8,9 @@ import time
 import httpx
 import pytest
 
-from service.domain.job import JobRecord, JobState, new_job_id, utcnow
-from service.storage import keys
-from service.storage.jobs import JobRepository
+from modelpress_core.job import JobRecord, JobState, new_job_id, utcnow
+from modelpress_core.storage import keys
+from modelpress_core.storage.jobs import JobRepository
 from tests.integration.conftest import start_stack
 from tests.integration.helpers import spec, submit, wait
 from worker.tasks import fail_after_hard_time_limit

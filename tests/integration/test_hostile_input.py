@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from service.domain.errors import MAX_DETAIL_CHARS
+from modelpress_core.errors import MAX_DETAIL_CHARS
 from tests.integration.helpers import MLP_MODEL, spec, submit, wait
 
 INT8 = {"method": "quantize", "kind": "dynamic_int8"}

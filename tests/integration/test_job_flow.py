@@ -133,7 +133,7 @@ def test_cuda_jobs_go_to_the_gpu_queue_and_cpu_jobs_never_do(stack, api, digits_
     import redis
     from kombu import Connection
 
-    from service.queue import CELERY_QUEUES
+    from modelpress_core.queue import CELERY_QUEUES
 
     with Connection(stack.redis_url) as connection:
         for queue in CELERY_QUEUES:

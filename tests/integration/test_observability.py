@@ -96,7 +96,7 @@ def test_prometheus_metrics_count_jobs_queues_and_uploads(api, finished_job, dig
 def test_queue_depth_reads_celery_lists(stack, api):
     import redis
 
-    from service.storage import keys
+    from modelpress_core.storage import keys
 
     client = redis.Redis.from_url(stack.redis_url)
     key = keys.celery_queue("gpu")  # the test stack runs no gpu worker: nothing consumes it

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from service import intake
+from modelpress_core import intake
 from tests.integration.conftest import start_stack
 from tests.integration.helpers import spec, submit
 from tests.zips import deflated_zip

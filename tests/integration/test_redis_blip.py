@@ -17,9 +17,9 @@ import httpx
 import pytest
 import redis
 
-from service.domain.job import JobState
-from service.storage import keys
-from service.storage.jobs import JobRepository
+from modelpress_core.job import JobState
+from modelpress_core.storage import keys
+from modelpress_core.storage.jobs import JobRepository
 from tests.integration.conftest import start_stack
 from tests.integration.helpers import in_test_delay, output_files, spec, submit
 

@@ -93,7 +93,7 @@ def test_another_job_s_artifact_cannot_be_read(api, sandboxed, digits_mlp_path):
 def test_a_normal_torchscript_job_succeeds_in_the_sandbox(api, digits_mlp_path):
     from safetensors.torch import load_file
 
-    from worker.architectures import build_model
+    from modelpress_torch.architectures import build_model
 
     model = build_model("mlp", {"sizes": [784, 300, 100, 10]})
     model.load_state_dict(load_file(str(digits_mlp_path)))

@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 
-from service.config import Settings
-from service.domain.job import JobRecord, JobState, utcnow
-from service.lifecycle import JobFinished, cancel_job, expire_job
-from service.storage import keys
-from service.storage.artifacts import LocalArtifactStore
-from service.storage.jobs import JobRepository
+from modelpress_core.config import Settings
+from modelpress_core.job import JobRecord, JobState, utcnow
+from modelpress_core.lifecycle import JobFinished, cancel_job, expire_job
+from modelpress_core.storage import keys
+from modelpress_core.storage.artifacts import LocalArtifactStore
+from modelpress_core.storage.jobs import JobRepository
 from worker.sweeper import sweep
 
 
@@ -159,7 +159,7 @@ def test_a_gpu_job_without_a_gpu_worker_fails_after_the_wait(jobs, store):
 
 
 def test_a_gpu_job_waits_while_a_gpu_worker_lives_and_counts_from_its_last_heartbeat(jobs, store, private_redis):
-    from service.storage.workers import forget, record_heartbeat
+    from modelpress_core.storage.workers import forget, record_heartbeat
 
     settings = Settings(gpu_wait_s=30, worker_heartbeat_s=1)
     record = gpu_job(jobs)

@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import pytest
 
-from service.domain.job import JobRecord, JobState, new_job_id, utcnow
-from service.storage import keys
-from service.storage.jobs import JobNotFound, JobRepository, TenantJobLimit, TenantJobs
+from modelpress_core.job import JobRecord, JobState, new_job_id, utcnow
+from modelpress_core.storage import keys
+from modelpress_core.storage.jobs import JobNotFound, JobRepository, TenantJobLimit, TenantJobs
 
 
 def new_job(jobs: JobRepository, tenant: str, seconds_ago: int = 0) -> str:

@@ -82,7 +82,7 @@ def test_training_step_end_to_end(name, finished, api, tmp_path):
     job = finished[name]
     assert job["state"] == "succeeded", job["error"]
     metrics = api.get(f"/jobs/{job['id']}/metrics").json()
-    from service.domain.metrics import Metrics
+    from modelpress_core.metrics import Metrics
 
     assert len(Metrics.model_validate(metrics).training) == sum(s["method"] in ("finetune", "distill") or s["kind"] == "qat"
                                                                 for s in steps)

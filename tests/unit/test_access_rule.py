@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from service.api.access import auth_required_for, declared_bind_hosts, unauthenticated_tenant
-from service.config import InsecureSettings, Settings
+from modelpress_core.config import InsecureSettings, Settings
 from service.main import create_app
 
 NO_REDIS = "redis://127.0.0.1:1/0"  # the refused requests never reach Redis
@@ -41,7 +41,7 @@ def _request(auth_required: bool, client: tuple[str, int] | None, server: tuple[
     (("testclient", 50000), ("testserver", 80), False),  # no exemption for test clients
 ])
 def test_auth_off_serves_loopback_requests_only(client, server, served):
-    from service.domain.errors import Unauthorized
+    from modelpress_core.errors import Unauthorized
 
     request = _request(False, client, server)
     if served:

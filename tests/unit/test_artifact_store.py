@@ -3,7 +3,7 @@ import io
 
 import pytest
 
-from service.storage.artifacts import ArtifactNotFound, LocalArtifactStore
+from modelpress_core.storage.artifacts import ArtifactNotFound, LocalArtifactStore
 
 
 def test_put_is_atomic_and_hashed(tmp_path):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from service.config import AuthMode, InsecureSettings, Settings, is_loopback
+from modelpress_core.config import AuthMode, InsecureSettings, Settings, is_loopback
 from service.api.access import command_line_host
-from service.storage.apikeys import KEY_RE, check_tenant, hash_secret, new_key, parse_key
-from service.domain.errors import InvalidSpec
+from modelpress_core.storage.apikeys import KEY_RE, check_tenant, hash_secret, new_key, parse_key
+from modelpress_core.errors import InvalidSpec
 
 
 def test_a_new_key_parses_back_and_only_its_hash_is_kept():

@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from service.domain import capabilities
-from service.domain.errors import InvalidSpec
-from service.domain.spec import parse_spec
-from service.domain.steps import ALL_STEP_TYPES
+from modelpress_core import capabilities
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.spec import parse_spec
+from modelpress_core.steps import ALL_STEP_TYPES
 
 TS_MODEL = {"format": "torchscript", "input": {"shape": [1, 16]}}
 PRUNE = {"method": "prune", "kind": "magnitude", "amount": 0.5}

@@ -3,16 +3,16 @@
 from pathlib import Path
 
 from scripts.export_config_docs import OUT, env_name, render, undocumented
-from service.config import Settings
+from modelpress_core.config import Settings
 
 
 def test_every_setting_has_a_description():
-    assert undocumented() == [], "give these settings Field(description=...) in service/config.py"
+    assert undocumented() == [], "give these settings Field(description=...) in modelpress_core/config.py"
 
 
 def test_committed_configuration_page_matches_the_settings_class():
     assert OUT.read_text() == render(), (
-        "docs/configuration.md drifted from service/config.py: run `python -m scripts.export_config_docs`"
+        "docs/configuration.md drifted from modelpress_core/config.py: run `python -m scripts.export_config_docs`"
     )
 
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from service.datafiles import check_data_file
-from service.domain.errors import InvalidUpload, UnsupportedUpload
-from service.zipsafety import ZipLimits
+from modelpress_core.datafiles import check_data_file
+from modelpress_core.errors import InvalidUpload, UnsupportedUpload
+from modelpress_core.zipsafety import ZipLimits
 from worker.data import load_data
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from modelpress.cli import build_parser
-from service.config import Settings
+from modelpress_core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

@@ -7,8 +7,8 @@ import zipfile
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from service import intake
-from service.domain.errors import InvalidUpload, ModelpressError, UnsafeUpload, UnsupportedUpload
+from modelpress_core import intake
+from modelpress_core.errors import InvalidUpload, ModelpressError, UnsafeUpload, UnsupportedUpload
 
 
 def safetensors_bytes(header: dict, data: bytes) -> bytes:

@@ -1,6 +1,6 @@
 import pytest
 
-from service.domain.job import IllegalTransition, JobState, check_transition
+from modelpress_core.job import IllegalTransition, JobState, check_transition
 
 # The state machine of the design (section 5), written out here, not read from the code's own table.
 Q, R, S, F, CG, CD, E = (JobState.queued, JobState.running, JobState.succeeded, JobState.failed, JobState.cancelling,

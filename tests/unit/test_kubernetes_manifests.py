@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
-from service.queue import QUEUES
+from modelpress_core.queue import QUEUES
 from tests.kustomize import render
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from service.domain.errors import InvalidSpec
-from service.domain.steps import DynamicInt8, MagnitudePrune
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.steps import DynamicInt8, MagnitudePrune
 from worker.evaluate import parameter_stats
 from worker.methods import StepContext, apply_step
 

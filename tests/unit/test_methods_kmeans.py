@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from service.domain.errors import InvalidSpec
-from service.domain.spec import parse_spec
-from service.domain.steps import KMeansQuantize, MagnitudePrune
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.spec import parse_spec
+from modelpress_core.steps import KMeansQuantize, MagnitudePrune
 from worker.methods import StepContext, apply_step
 from worker.methods.kmeans import kmeans_1d
 
@@ -140,7 +140,7 @@ def test_impossible_kmeans_specs_are_rejected(text, fragment):
 
 
 def test_train_part_is_optional_but_needs_labels_to_fine_tune():
-    from service.domain.capabilities import data_problems
+    from modelpress_core.capabilities import data_problems
 
     step = KMeansQuantize()
     assert data_problems([step], {}) == []

@@ -8,8 +8,8 @@ from pydantic import ValidationError
 from torch import nn
 
 from modelpress.artifacts import load_pruned, manifest_of
-from service.domain.errors import InvalidSpec
-from service.domain.steps import SVDLowRank
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.steps import SVDLowRank
 from worker.export import write_safetensors
 from worker.methods import StepContext, apply_step
 

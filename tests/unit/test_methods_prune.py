@@ -5,8 +5,8 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from service.domain.errors import InvalidSpec
-from service.domain.steps import MagnitudePrune, RandomPrune
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.steps import MagnitudePrune, RandomPrune
 from worker.methods import StepContext, apply_step
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from service.domain.steps import BFloat16, Float16, StaticInt8, WeightOnlyInt8
+from modelpress_core.steps import BFloat16, Float16, StaticInt8, WeightOnlyInt8
 from worker.evaluate import parameter_stats
 from worker.export import write_torchscript
 from worker.methods import StepContext, apply_step

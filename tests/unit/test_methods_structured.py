@@ -7,9 +7,9 @@ import torch
 from safetensors.torch import save_file
 
 from modelpress.artifacts import load_pruned, manifest_of, read_manifest
-from service.domain.errors import InvalidSpec
-from service.domain.steps import StructuredPrune
-from worker.architectures import build_model
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.steps import StructuredPrune
+from modelpress_torch.architectures import build_model
 from worker.export import write_safetensors
 from worker.methods import StepContext, apply_step
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from service.domain.errors import InvalidSpec
-from service.domain.steps import FineTune, MagnitudePrune
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.steps import FineTune, MagnitudePrune
 from worker.methods import StepContext, apply_step
 
 
@@ -144,7 +144,7 @@ def test_cancellation_is_checked_between_batches():
 
 
 def test_distill_to_a_zoo_student_learns_the_teacher_and_changes_the_architecture():
-    from service.domain.steps import Distill
+    from modelpress_core.steps import Distill
 
     x, y = blobs()
     xt, yt = blobs(seed=1)
@@ -161,7 +161,7 @@ def test_distill_to_a_zoo_student_learns_the_teacher_and_changes_the_architectur
 
 
 def test_distill_without_data_is_data_free_and_says_so():
-    from service.domain.steps import Distill
+    from modelpress_core.steps import Distill
 
     teacher = trained_mlp()
     c = ctx(original=teacher)
@@ -171,7 +171,7 @@ def test_distill_without_data_is_data_free_and_says_so():
 
 
 def test_distill_to_a_pruned_copy_keeps_the_teachers_architecture():
-    from service.domain.steps import Distill
+    from modelpress_core.steps import Distill
 
     x, y = blobs()
     teacher = trained_mlp()
@@ -191,7 +191,7 @@ def test_distill_to_a_pruned_copy_keeps_the_teachers_architecture():
     ],
 )
 def test_distill_refuses_students_that_cannot_work(student, needle):
-    from service.domain.steps import Distill
+    from modelpress_core.steps import Distill
 
     teacher = mlp()
     with pytest.raises(InvalidSpec, match=needle):
@@ -201,7 +201,7 @@ def test_distill_refuses_students_that_cannot_work(student, needle):
 def test_qat_converts_to_a_real_int8_model_that_keeps_accuracy():
     import warnings
 
-    from service.domain.steps import QATInt8
+    from modelpress_core.steps import QATInt8
     from worker.evaluate import parameter_stats
 
     x, y = blobs()
@@ -219,7 +219,7 @@ def test_qat_converts_to_a_real_int8_model_that_keeps_accuracy():
 
 
 def test_qat_needs_labelled_train_data():
-    from service.domain.steps import QATInt8
+    from modelpress_core.steps import QATInt8
 
     with pytest.raises(InvalidSpec, match="labels"):
         apply_step(mlp(), QATInt8(), ctx(train=blobs()[0]))

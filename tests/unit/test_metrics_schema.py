@@ -7,8 +7,8 @@ import json
 import jsonschema
 import pytest
 
-from service.domain.metrics import METRICS_SCHEMA, Metrics, metrics_json_schema
-from service.domain.spec import JobSpec
+from modelpress_core.metrics import METRICS_SCHEMA, Metrics, metrics_json_schema
+from modelpress_core.spec import JobSpec
 from worker import evaluate
 
 SPEC = {
@@ -68,9 +68,9 @@ def test_real_metrics_carry_macs_tail_latency_memory_and_intervals(pipeline_metr
 def test_structured_pruning_shows_fewer_macs():
     import torch
 
-    from worker.architectures import build_model
+    from modelpress_torch.architectures import build_model
     from worker.methods import StepContext, apply_step
-    from service.domain.steps import StructuredPrune
+    from modelpress_core.steps import StructuredPrune
 
     torch.manual_seed(0)
     model = build_model("mlp", {"sizes": [784, 300, 100, 10]}).eval()
@@ -139,7 +139,7 @@ def test_cpu_info_reads_model_and_flags(tmp_path):
 def test_float_labels_give_mse_quality_that_validates():
     import torch
 
-    from service.domain.metrics import Quality
+    from modelpress_core.metrics import Quality
     from worker.data import Dataset
     from worker.pipeline import _quality, quality_verdict
 

@@ -23,8 +23,8 @@ def test_minilm_dynamic_int8_in_onnxruntime_keeps_embeddings_on_real_text(tmp_pa
     # onnxruntime (per-channel int8 weights) is the path that keeps >= 0.98; eager torch.ao dynamic int8
     # reaches about 0.979 (7-bit activations in fbgemm's dynamic linear): bench/results/speed.md
     runtime = "onnxruntime"
-    from service.domain.spec import parse_spec
-    from worker.architectures.bert import config_from_hf
+    from modelpress_core.spec import parse_spec
+    from modelpress_torch.architectures.bert import config_from_hf
     from worker.pipeline import run_pipeline
 
     windows = lee_token_windows(MODEL_DIR / "tokenizer.json", length=LENGTH, limit=16)

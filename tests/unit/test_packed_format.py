@@ -15,7 +15,7 @@ import torch
 from modelpress import PackedFormatError, unpack
 from modelpress.artifacts import load_packed, manifest_of
 from modelpress.packed import MAGIC, pack, pack_bits, read_header, read_raw, relative_index, unpack_bits
-from worker.architectures import build_model
+from modelpress_torch.architectures import build_model
 from worker.export import write_packed
 
 REPO = Path(__file__).resolve().parents[2]

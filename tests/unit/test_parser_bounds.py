@@ -13,19 +13,19 @@ import zipfile
 import numpy as np
 import pytest
 
-from service import intake, jsonscan
+from modelpress_core import intake, jsonscan
 from service.api.intake_slots import IntakeSlots
-from service.budget import InspectionBudget
-from service.datafiles import check_data_file
-from service.domain.errors import (
+from modelpress_core.budget import InspectionBudget
+from modelpress_core.datafiles import check_data_file
+from modelpress_core.errors import (
     InvalidUpload,
     Unavailable,
     UnsafeUpload,
     UnsupportedUpload,
     UploadTooLarge,
 )
-from service.jsonscan import iter_members, scan_object
-from service.zipsafety import RATIO_FLOOR_BYTES, ZipLimits, check_zip
+from modelpress_core.jsonscan import iter_members, scan_object
+from modelpress_core.zipsafety import RATIO_FLOOR_BYTES, ZipLimits, check_zip
 from tests.zips import deflated_zip
 
 MIB = 1024 * 1024

@@ -10,9 +10,9 @@ import zipfile
 
 import pytest
 
-from service import intake
-from service.domain.errors import UnsafeUpload
-from service.picklescan import FORBIDDEN_OPCODES, check_pickle
+from modelpress_core import intake
+from modelpress_core.errors import UnsafeUpload
+from modelpress_core.picklescan import FORBIDDEN_OPCODES, check_pickle
 from tests.zips import EVIL_PICKLE, rezip, torchscript_bytes
 
 ARCHIVE = torchscript_bytes()

@@ -1,4 +1,4 @@
-"""The data dir is private: directories 0700, files 0600 (service/storage/private.py)."""
+"""The data dir is private: directories 0700, files 0600 (modelpress_core/storage/private.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import io
 import os
 import stat
 
-from service.storage.artifacts import LocalArtifactStore
-from service.storage.private import open_private_append, private_dir, tighten, write_private
+from modelpress_core.storage.artifacts import LocalArtifactStore
+from modelpress_core.storage.private import open_private_append, private_dir, tighten, write_private
 
 
 def mode(path) -> int:

@@ -10,9 +10,9 @@ from starlette.exceptions import HTTPException
 from starlette.testclient import TestClient
 
 from service.api.problems import install_problem_handler
-from service.config import Settings
-from service.domain.errors import MAX_DETAIL_CHARS, MAX_LIST_ITEMS, InvalidSpec, ModelpressError, bounded_problem
-from service.domain.job import JobRecord, JobState
+from modelpress_core.config import Settings
+from modelpress_core.errors import MAX_DETAIL_CHARS, MAX_LIST_ITEMS, InvalidSpec, ModelpressError, bounded_problem
+from modelpress_core.job import JobRecord, JobState
 
 HUGE = "A" * 158_000  # the size a reviewer got back
 

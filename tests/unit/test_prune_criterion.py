@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from service.domain.steps import MagnitudePrune
+from modelpress_core.steps import MagnitudePrune
 from worker.methods import StepContext, apply_step
 
 AMOUNTS = [0.3, 0.75]

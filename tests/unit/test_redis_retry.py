@@ -1,4 +1,4 @@
-"""The retrying Redis client (service/storage/connection.py) against a real redis-server that is
+"""The retrying Redis client (modelpress_core/storage/connection.py) against a real redis-server that is
 killed and started again from the same data dir, as ``modelpress up`` restarts it."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import redis
 
 from modelpress.redis_server import free_port, redis_command
 from modelpress.stack import Child
-from service.domain.job import JobRecord, JobState, utcnow
-from service.storage import keys
-from service.storage.connection import DeadlineRetry, redis_client
-from service.storage.jobs import JobRepository
+from modelpress_core.job import JobRecord, JobState, utcnow
+from modelpress_core.storage import keys
+from modelpress_core.storage.connection import DeadlineRetry, redis_client
+from modelpress_core.storage.jobs import JobRepository
 
 
 class RestartableRedis:

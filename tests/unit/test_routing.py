@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import time
 
-from service.domain.spec import parse_spec
-from service.queue import queue_for, resolve_device
-from service.storage import keys
-from service.storage.workers import live_workers, waiting_reason
+from modelpress_core.spec import parse_spec
+from modelpress_core.queue import queue_for, resolve_device
+from modelpress_core.storage import keys
+from modelpress_core.storage.workers import live_workers, waiting_reason
 
 MLP = {"format": "safetensors", "architecture": "mlp", "config": {"sizes": [4, 2]}}
 

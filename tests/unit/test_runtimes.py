@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from service.domain import capabilities
-from service.domain.errors import InvalidSpec
-from service.domain.spec import parse_spec
-from service.domain.steps import DynamicInt8, StaticInt8
+from modelpress_core import capabilities
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.spec import parse_spec
+from modelpress_core.steps import DynamicInt8, StaticInt8
 from worker.evaluate import parameter_stats
 from worker.export import WRITERS, load_for_measurement
 from worker.methods import StepContext, apply_step

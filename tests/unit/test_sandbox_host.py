@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from service.config import Settings
-from service.domain.errors import ModelpressError
+from modelpress_core.config import Settings
+from modelpress_core.errors import ModelpressError
 from worker.sandbox import host, landlock, policy, protocol
 
 

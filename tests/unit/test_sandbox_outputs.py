@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from service.domain.errors import SandboxFailed
+from modelpress_core.errors import SandboxFailed
 from worker.sandbox.outputs import collect
 from worker.sandbox.protocol import OutputFile
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.config import Settings
-from service.domain.errors import SandboxUnavailable
+from modelpress_core.config import Settings
+from modelpress_core.errors import SandboxUnavailable
 from worker.sandbox import landlock, policy, probe
 
 
@@ -49,7 +49,7 @@ def test_the_probe_confines_a_real_child_here(tmp_path):
 
 
 def test_an_untrusted_job_fails_closed_when_the_sandbox_is_unavailable(tmp_path, monkeypatch):
-    from service.domain.spec import JobSpec
+    from modelpress_core.spec import JobSpec
     from worker.sandbox.runner import run_sandboxed
 
     monkeypatch.setattr(probe, "_status", probe.SandboxStatus(confine=False, scrub_env=True, allowed=False, reason="no Landlock"))

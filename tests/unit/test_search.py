@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from service.domain.errors import InvalidSpec
-from service.domain.goal import Goal
-from service.domain.spec import JobSpec, parse_spec
-from service.domain.steps import Sensitivity
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.goal import Goal
+from modelpress_core.spec import JobSpec, parse_spec
+from modelpress_core.steps import Sensitivity
 from worker.data import Dataset
 from worker.methods import StepContext
 from worker.methods.sensitivity import most_sensitive, sensitivity

@@ -7,8 +7,8 @@ import json
 
 import jsonschema
 
-from service.domain.metrics import metrics_json_schema
-from service.domain.spec import JobSpec
+from modelpress_core.metrics import metrics_json_schema
+from modelpress_core.spec import JobSpec
 from worker.pipeline import prepare
 from worker.search import Candidate, run_search
 

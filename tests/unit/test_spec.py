@@ -1,9 +1,9 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from service.domain.errors import InvalidSpec
-from service.domain.spec import parse_spec
-from service.domain.steps import DynamicInt8, MagnitudePrune
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.spec import parse_spec
+from modelpress_core.steps import DynamicInt8, MagnitudePrune
 
 BASE = '{"model": {"architecture": "mlp"}, "steps": %s%s}'
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from service.domain import strict_json
-from service.domain.errors import InvalidSpec
-from service.domain.spec import JobSpec, parse_spec
-from service.domain.steps import ALL_STEP_TYPES
+from modelpress_core import strict_json
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.spec import JobSpec, parse_spec
+from modelpress_core.steps import ALL_STEP_TYPES
 
 MLP = {"format": "safetensors", "architecture": "mlp", "config": {"sizes": [784, 300, 100, 10]},
        "input": {"shape": [1, 784], "dtype": "float32"}}

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from service.domain.errors import InvalidSpec
-from service.domain.spec import parse_spec
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.spec import parse_spec
 
 MODEL = {"architecture": "mlp", "config": {"sizes": [784, 300, 100, 10]}}
 

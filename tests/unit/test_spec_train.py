@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from service.domain.capabilities import data_problems
-from service.domain.errors import InvalidSpec
-from service.domain.spec import parse_spec
+from modelpress_core.capabilities import data_problems
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.spec import parse_spec
 
 MLP = {"architecture": "mlp"}
 STUDENT = {"architecture": "mlp", "config": {"sizes": [784, 32, 10]}}

@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 from types import SimpleNamespace
 
 from service.api import events
-from service.domain.job import JobRecord, JobState, Progress
-from service.storage import keys
-from service.storage.jobs import update_event
+from modelpress_core.job import JobRecord, JobState, Progress
+from modelpress_core.storage import keys
+from modelpress_core.storage.jobs import update_event
 
 NOW = datetime(2026, 11, 23, tzinfo=timezone.utc)
 

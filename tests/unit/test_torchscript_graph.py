@@ -6,8 +6,8 @@ import io
 import pytest
 import torch
 
-from service.config import get_settings
-from service.domain.errors import UnsafeUpload
+from modelpress_core.config import get_settings
+from modelpress_core.errors import UnsafeUpload
 from tests import torchscript_archives as ta
 from worker.loading import load_torchscript
 from worker.torchscript_graph import check_graphs

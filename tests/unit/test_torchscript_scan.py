@@ -1,4 +1,4 @@
-"""The submit-time TorchScript op check (service.torchscript_scan) over real archives built with torch."""
+"""The submit-time TorchScript op check (modelpress_core.torchscript_scan) over real archives built with torch."""
 
 import io
 import pickletools
@@ -7,11 +7,11 @@ import zipfile
 import pytest
 import torch
 
-from service import intake
-from service.domain.errors import InvalidUpload, UnsafeTorchScriptOp, UnsafeUpload
-from service.picklescan import check_pickle
-from service.torchscript_ops import DENIED_OPS, method_name_refusal, op_refusal
-from service.torchscript_scan import CodeLimits, scan_archive, scan_code
+from modelpress_core import intake
+from modelpress_core.errors import InvalidUpload, UnsafeTorchScriptOp, UnsafeUpload
+from modelpress_core.picklescan import check_pickle
+from modelpress_core.torchscript_ops import DENIED_OPS, method_name_refusal, op_refusal
+from modelpress_core.torchscript_scan import CodeLimits, scan_archive, scan_code
 from tests import torchscript_archives as ta
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from service.domain.spec import JobSpec
+from modelpress_core.spec import JobSpec
 from worker.pipeline import make_verdict, simulated_reasons
 
 MLP = {"format": "safetensors", "architecture": "mlp", "config": {"sizes": [4, 3]}, "input": {"shape": [1, 4], "dtype": "float32"}}

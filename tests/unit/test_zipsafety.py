@@ -5,10 +5,10 @@ import zipfile
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from service import intake
-from service.domain.errors import InvalidUpload, ModelpressError, UnsafeUpload, UnsupportedUpload
-from service.picklescan import check_pickle
-from service.zipsafety import ZipLimits, check_zip, unsafe_name
+from modelpress_core import intake
+from modelpress_core.errors import InvalidUpload, ModelpressError, UnsafeUpload, UnsupportedUpload
+from modelpress_core.picklescan import check_pickle
+from modelpress_core.zipsafety import ZipLimits, check_zip, unsafe_name
 from tests.zips import EVIL_PICKLE, entry_name, rezip, torchscript_bytes, zip_bomb
 
 

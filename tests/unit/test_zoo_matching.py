@@ -5,7 +5,7 @@ from itertools import pairwise
 import pytest
 import torch
 
-from worker.architectures.matching import (
+from modelpress_torch.architectures.matching import (
     ShapeMismatch,
     compare_shapes,
     expected_shapes,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from worker.architectures import registry
+from modelpress_torch.architectures import registry
 
 EXAMPLE_SRC = Path(__file__).resolve().parents[2] / "examples" / "modelpress-plugin-example" / "src"
 PLUGIN_MODULES = ("modelpress_plugin_example", "modelpress_plugin_example.architectures", "broken_zoo_plugin")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from worker.architectures import InvalidArchitectureConfig, build_model, get_architecture, list_architectures
+from modelpress_torch.architectures import InvalidArchitectureConfig, build_model, get_architecture, list_architectures
 
 BUILTINS = {
     "mlp", "lenet5", "lenet_300_100", "cnn", "bert",

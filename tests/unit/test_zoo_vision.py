@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from worker.architectures import build_model, get_architecture
+from modelpress_torch.architectures import build_model, get_architecture
 
 
 def _meta(name, config=None):
@@ -180,7 +180,7 @@ def test_width_mult_scales_mobilenets():
 
 
 def test_basic_block_resnets_reject_grouping():
-    from worker.architectures import InvalidArchitectureConfig
+    from modelpress_torch.architectures import InvalidArchitectureConfig
 
     with pytest.raises(InvalidArchitectureConfig):
         get_architecture("resnet18").parse_config({"groups": 32})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from service.domain.steps import BFloat16, Float16
+from modelpress_core.steps import BFloat16, Float16
 from worker.methods.registry import StepContext, handles
 
 

@@ -14,8 +14,8 @@ import copy
 import torch
 from torch import nn
 
-from service.domain.errors import InvalidSpec
-from service.domain.steps import Distill, StructuredPrune
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.steps import Distill, StructuredPrune
 from worker.methods.registry import StepContext, handles
 from worker.methods.training import Objective, train
 
@@ -29,7 +29,7 @@ def make_student(model: nn.Module, step: Distill, ctx: StepContext) -> nn.Module
             raise InvalidSpec("distill: a pruned-copy student needs a safetensors upload with an architecture")
         prune = StructuredPrune(amount=spec.prune_amount, importance=spec.importance, round_to=spec.round_to)
         return structured_prune(copy.deepcopy(model).requires_grad_(True), prune, ctx)
-    from worker.architectures import InvalidArchitectureConfig, UnknownArchitecture, build_model
+    from modelpress_torch.architectures import InvalidArchitectureConfig, UnknownArchitecture, build_model
 
     torch.manual_seed(ctx.seed)
     try:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from service.domain.errors import InvalidSpec
-from service.domain.steps import FineTune
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.steps import FineTune
 from worker.methods.registry import StepContext, handles
 from worker.methods.training import Objective, train, zero_masks
 

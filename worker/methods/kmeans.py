@@ -20,8 +20,8 @@ from fnmatch import fnmatchcase
 import torch
 from torch import nn
 
-from service.domain.errors import InvalidSpec
-from service.domain.steps import KMeansQuantize
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.steps import KMeansQuantize
 from worker.methods.registry import StepContext, handles
 from worker.methods.targeting import select_modules
 

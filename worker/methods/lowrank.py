@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from service.domain.errors import InvalidSpec
-from service.domain.steps import SVDLowRank
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.steps import SVDLowRank
 from worker.methods.registry import StepContext, handles
 from worker.methods.targeting import select_modules
 

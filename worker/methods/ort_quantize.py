@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from service.domain.errors import InvalidSpec
-from service.domain.steps import DynamicInt8, StaticInt8
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.steps import DynamicInt8, StaticInt8
 from worker.evaluate import cpu_info
 from worker.methods.registry import StepContext, handles
 from worker.methods.static_int8 import calibration_batches

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from service.domain.errors import InvalidSpec
-from service.domain.steps import MagnitudePrune, RandomPrune
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.steps import MagnitudePrune, RandomPrune
 from worker.methods.registry import StepContext, handles
 from worker.methods.targeting import select_modules
 

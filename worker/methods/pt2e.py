@@ -21,8 +21,8 @@ import warnings
 import torch
 from torch import nn
 
-from service.domain.errors import InvalidSpec
-from service.domain.steps import StaticInt8
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.steps import StaticInt8
 from worker.methods.registry import StepContext, handles
 from worker.methods.static_int8 import calibration_batches
 

@@ -16,8 +16,8 @@ import warnings
 import torch
 from torch import nn
 
-from service.domain.errors import InvalidSpec
-from service.domain.steps import QATInt8
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.steps import QATInt8
 from worker.methods.registry import StepContext, handles
 from worker.methods.training import Objective, train
 

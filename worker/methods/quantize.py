@@ -7,8 +7,8 @@ import warnings
 import torch
 from torch import nn
 
-from service.domain.errors import InvalidSpec
-from service.domain.steps import DynamicInt8, WeightOnlyInt8
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.steps import DynamicInt8, WeightOnlyInt8
 from worker.methods.registry import StepContext, handles
 from worker.methods.targeting import select_modules
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from service.domain.steps import StepConfig
+from modelpress_core.steps import StepConfig
 
 Handler = Callable[[nn.Module, Any, "StepContext"], nn.Module]
 

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from service.config import get_settings
-from service.domain.errors import InvalidSpec
-from service.domain.steps import Sensitivity
+from modelpress_core.config import get_settings
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.steps import Sensitivity
 from worker.evaluate import _first_tensor
 from worker.methods.registry import StepContext, handles
 from worker.methods.targeting import select_modules

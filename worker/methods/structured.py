@@ -10,8 +10,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from service.domain.errors import InvalidSpec
-from service.domain.steps import StructuredPrune
+from modelpress_core.errors import InvalidSpec
+from modelpress_core.steps import StructuredPrune
 from worker.methods.prune import prunable_targets
 from worker.methods.registry import StepContext, handles
 

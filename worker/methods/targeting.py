@@ -7,7 +7,7 @@ from fnmatch import fnmatchcase
 import torch
 from torch import nn
 
-from service.domain.steps import StepConfig
+from modelpress_core.steps import StepConfig
 
 
 def select_modules(model: nn.Module, step: StepConfig, default_types: tuple[type[nn.Module], ...]) -> list[tuple[str, nn.Module]]:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from service.domain.errors import InvalidSpec
+from modelpress_core.errors import InvalidSpec
 from worker.methods.registry import StepContext
 
 REPORT_EVERY_S = 0.5  # progress updates go to Redis: at most this often within an epoch

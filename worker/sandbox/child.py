@@ -46,8 +46,8 @@ def _run(request: protocol.Request, message_fd: int):
 
         import torch
 
-        from service.domain.errors import ModelpressError
-        from service.domain.spec import JobSpec
+        from modelpress_core.errors import ModelpressError
+        from modelpress_core.spec import JobSpec
         from worker.pipeline import run_pipeline
     except BaseException as exc:  # noqa: BLE001
         return _failure(exc)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from celery.utils.log import get_logger
 
-from service.domain.errors import PROBLEM_BASE, ModelpressError, SandboxFailed
+from modelpress_core.errors import PROBLEM_BASE, ModelpressError, SandboxFailed
 from worker.sandbox import policy, protocol
 
 log = get_logger("modelpress.sandbox")  # under celery's logger: shown in the worker log (the root logger is not hijacked)

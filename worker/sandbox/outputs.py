@@ -15,7 +15,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from service.domain.errors import SandboxFailed
+from modelpress_core.errors import SandboxFailed
 from worker import export
 from worker.pipeline import Output
 from worker.sandbox.protocol import OutputFile

@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from service.domain.errors import MAX_DETAIL_CHARS, bounded_text
+from modelpress_core.errors import MAX_DETAIL_CHARS, bounded_text
 
 MAX_MESSAGE_BYTES = 16 * 2**20  # a result carries the metrics (per-layer tables of large models)
 MAX_TEXT_CHARS = 500

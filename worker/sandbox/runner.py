@@ -15,8 +15,8 @@ from pathlib import Path
 
 from celery.utils.log import get_logger
 
-from service.domain.errors import SandboxUnavailable
-from service.domain.spec import JobSpec
+from modelpress_core.errors import SandboxUnavailable
+from modelpress_core.spec import JobSpec
 from worker.pipeline import PipelineResult
 from worker.sandbox import host, outputs, policy, probe, protocol
 

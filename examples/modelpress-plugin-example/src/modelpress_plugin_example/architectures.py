@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from torch import nn
 
-from worker.architectures import ArchitectureConfig, architecture
+from modelpress_torch.architectures import ArchitectureConfig, architecture
 
 
 class TinyConvNetConfig(ArchitectureConfig):

@@ -1,1 +1,0 @@
-"""Shared contracts: no FastAPI, no torch, so both the service and the worker use them."""
