@@ -2,6 +2,5 @@
 
 from modelpress.client import ApiError, ModelpressClient
 from modelpress.packed import PackedFormatError, unpack
-
-__version__ = "0.1.0"
+from modelpress_core import __version__
 __all__ = ["ApiError", "ModelpressClient", "PackedFormatError", "unpack", "__version__"]

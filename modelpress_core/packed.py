@@ -425,27 +425,18 @@ def read_raw(path: str | Path) -> tuple[dict[str, Any], dict[str, tuple[str, np.
     return header, out
 
 
-def unpack(path: str | Path, framework: str = "numpy") -> dict[str, Any]:
-    """A packed file back to a state_dict: numpy arrays (``framework="numpy"``) or torch tensors (``"pt"``).
+def unpack(path: str | Path) -> dict[str, Any]:
+    """A packed file back to a state_dict of numpy arrays (torch tensors: ``modelpress.packed.unpack(path,
+    framework="pt")``, which needs torch).
 
     Raises ``PackedFormatError`` for a corrupted, truncated or foreign file. bfloat16 has no numpy dtype:
     ask for ``framework="pt"`` (or use ``modelpress unpack`` to write safetensors).
     """
     _, raw = read_raw(path)
-    if framework == "numpy":
-        bf16 = [n for n, (d, _) in raw.items() if d == "BF16"]
-        if bf16:
-            raise ValueError(f"{bf16[0]!r} is bfloat16, which numpy has no dtype for; use unpack(path, framework='pt')")
-        return {n: a for n, (_, a) in raw.items()}
-    if framework == "pt":
-        import torch
-
-        out = {}
-        for n, (d, a) in raw.items():
-            t = torch.from_numpy(np.ascontiguousarray(a).copy())
-            out[n] = t.view(torch.bfloat16) if d == "BF16" else t
-        return out
-    raise ValueError("framework must be 'numpy' or 'pt'")
+    bf16 = [n for n, (d, _) in raw.items() if d == "BF16"]
+    if bf16:
+        raise ValueError(f"{bf16[0]!r} is bfloat16, which numpy has no dtype for; use unpack(path, framework='pt')")
+    return {n: a for n, (_, a) in raw.items()}
 
 
 def write_safetensors(path: str | Path, tensors: Mapping[str, tuple[str, np.ndarray]], metadata: Mapping[str, str] | None = None) -> None:
@@ -470,7 +461,7 @@ def write_safetensors(path: str | Path, tensors: Mapping[str, tuple[str, np.ndar
 
 def unpack_to_safetensors(path: str | Path, out: str | Path) -> dict[str, Any]:
     """``modelpress unpack``: a packed file to a plain safetensors state_dict (manifest kept in its metadata)."""
-    from modelpress_torch.artifacts import MANIFEST_KEY
+    from modelpress_core.manifest import MANIFEST_KEY
 
     header, raw = read_raw(path)
     metadata = {MANIFEST_KEY: json.dumps(header["manifest"], separators=(",", ":"))} if header.get("manifest") else None

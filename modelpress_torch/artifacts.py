@@ -15,8 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-MANIFEST_KEY = "modelpress.manifest"
-MANIFEST_SCHEMA = "modelpress.manifest/v1"
+from modelpress_core.manifest import MANIFEST_KEY, MANIFEST_SCHEMA, read_manifest
 
 
 def _describe(module) -> dict[str, Any] | None:
@@ -63,15 +62,6 @@ def manifest_of(model, architecture: str, config: dict[str, Any], original=None)
         if described is not None:
             modules[name] = described
     return {"schema": MANIFEST_SCHEMA, "architecture": architecture, "config": config, "modules": modules}
-
-
-def read_manifest(path: str | Path) -> dict[str, Any] | None:
-    """The manifest in a safetensors file's metadata, or None."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        text = (f.metadata() or {}).get(MANIFEST_KEY)
-    return json.loads(text) if text else None
 
 
 def _build(entry: dict[str, Any]):
@@ -139,11 +129,23 @@ def load_packed(path: str | Path, skeleton=None):
     The file is checked (checksums), decoded to a state_dict (codebook values, sparse zeros: exact) and
     loaded strictly into the architecture its manifest names.
     """
-    from modelpress_core.packed import read_header, unpack
+    from modelpress_core.packed import read_header, read_raw
 
     manifest = read_header(path).get("manifest")
     if manifest is None:
         raise ValueError(f"{path}: the packed file carries no architecture manifest; use modelpress.unpack(path) for its state_dict")
     model = rebuild(manifest, skeleton)
-    model.load_state_dict(unpack(path, framework="pt"), strict=True)
+    model.load_state_dict(tensors_from_raw(read_raw(path)[1]), strict=True)
     return model.eval()
+
+
+def tensors_from_raw(raw: dict[str, tuple[str, Any]]) -> dict[str, Any]:
+    """A packed file's raw arrays (``modelpress_core.packed.read_raw``) as torch tensors (bfloat16 kept)."""
+    import numpy as np
+    import torch
+
+    out = {}
+    for name, (dtype, array) in raw.items():
+        tensor = torch.from_numpy(np.ascontiguousarray(array).copy())
+        out[name] = tensor.view(torch.bfloat16) if dtype == "BF16" else tensor
+    return out

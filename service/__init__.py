@@ -1,3 +1,1 @@
-"""The HTTP side of modelpress. Never imports torch."""
-
-__version__ = "0.1.0"
+"""The HTTP edge of modelpress: routes, dependencies, the problem handler, templates. Never imports torch or ``worker``."""

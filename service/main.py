@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import redis.asyncio
 from fastapi import FastAPI
 
-from service import __version__
+from modelpress_core import __version__
 from service.api import artifacts, capabilities, events, health, jobs, prometheus, schemas, ui
 from service.api.access import auth_required_for
 from service.api.intake_slots import IntakeSlots, IntakeSlotsCollector

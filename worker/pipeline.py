@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from modelpress_torch.artifacts import manifest_of
-from service import __version__
+from modelpress_core import __version__
 from modelpress_core.metrics import METRICS_SCHEMA
 from modelpress_core.spec import JobSpec
 from worker import evaluate, export
