@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
 import torch
 import torch.nn as nn
 

@@ -439,7 +439,7 @@ def targets(sections: dict) -> dict:
 
 
 def markdown(res: dict) -> str:
-    lines = [f"# modelpress artifacts vs int8 baselines (bench/speed.py)\n",
+    lines = ["# modelpress artifacts vs int8 baselines (bench/speed.py)\n",
              f"Command: `{res['command']}`  ", f"Started {res['started_utc']} UTC, {res['total_s']} s; torch threads {res['threads']} "
              f"(ORT sessions: the same intra-op count, inter-op 1). {FREEZING_NOTE}.  ",
              f"Machine: {res['machine']['cpu']['model']}, {res['machine']['cpu']['logical_cpus']} logical CPUs, flags "

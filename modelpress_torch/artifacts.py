@@ -11,7 +11,6 @@ shape, parents before children. ``load_pruned`` builds the named architecture, s
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 

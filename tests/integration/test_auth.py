@@ -13,16 +13,14 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 import redis as redis_lib
 
 from modelpress.cli import EXIT_OK, main
-from modelpress.client import ApiError, ModelpressClient
+from modelpress.client import ModelpressClient
 from modelpress.redis_server import free_port
-from modelpress.stack import tail
 from tests.integration.conftest import start_stack
 from tests.integration.helpers import assert_cancel_accepted, in_test_delay, spec, submit, wait, wait_for
 

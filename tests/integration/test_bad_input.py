@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import MAX_UPLOAD_BYTES
-from tests.integration.helpers import job_count, spec, staging_files, stored_job_dirs, submit
+from tests.integration.helpers import spec, staging_files, submit
 
 INT8 = {"method": "quantize", "kind": "dynamic_int8"}
 

@@ -78,7 +78,7 @@ def local_command(command: list[str], port: int) -> list[str]:
     if "--host" in command:
         command[command.index("--host") + 1] = "127.0.0.1"
     command = [f"--port={port}" if c.startswith("--port=") else c for c in command]
-    return [f"--address=127.0.0.1" if c.startswith("--address=") else c for c in command]
+    return ["--address=127.0.0.1" if c.startswith("--address=") else c for c in command]
 
 
 def service_env(name: str, tmp_path: Path, redis_port: int) -> dict[str, str]:

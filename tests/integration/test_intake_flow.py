@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.integration.helpers import job_count, staging_files, stored_job_dirs, submit, wait
+from tests.integration.helpers import submit, wait
 from tests.torchscript_archives import FromFile, archive
 from tests.zips import CLASSES, EVIL_PICKLE, FEATURES, entry_name, rezip, torchscript_bytes, zip_bomb
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from modelpress.datasets import digits_28x28
-from tests.integration.helpers import spec, submit, wait
+from tests.integration.helpers import spec, wait
 from tests.integration.test_job_flow import download
 
 FINETUNE = {"method": "finetune", "epochs": 3, "lr": 1e-3, "batch_size": 64, "max_seconds": 20}

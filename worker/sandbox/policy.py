@@ -19,7 +19,7 @@ UNTRUSTED_FORMATS: dict[str, str] = {
 }
 
 # the packages the child imports from the project's own source tree (a listing of their parent is allowed too)
-PROJECT_PACKAGES = ("worker", "service", "modelpress")
+PROJECT_PACKAGES = ("modelpress_core", "modelpress_torch", "worker")  # the code a sandbox child runs: never service/ or the SDK
 
 # system files torch and the C library read; each exists or is skipped
 SYSTEM_READ = ("/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/share/zoneinfo", "/etc/ld.so.cache",
