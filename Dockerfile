@@ -15,7 +15,7 @@ COPY modelpress ./modelpress
 # image is built with TORCH_INDEX_URL pointing at a CUDA wheel index (docker-compose.yml does).
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN pip install --index-url ${TORCH_INDEX_URL} torch==2.13.0 \
- && pip install torch==2.13.0 ".[s3,flower]"
+ && pip install torch==2.13.0 ".[all,s3,flower]"
 
 RUN useradd --create-home --uid 10001 modelpress && mkdir -p /data/artifacts && chown -R modelpress /data
 USER modelpress

