@@ -31,7 +31,8 @@ CITING_PAGES = sorted({*FIGURE_PAGES, "README.md", *(str(p.relative_to(ROOT)) fo
 RESULT_REF = re.compile(r"(?:bench/)?results/([\w.-]+(?:\{[\w,]+\})?[\w.]*)")
 BARE_RESULT_REF = re.compile(r"`([\w-]+\.(?:json|md))`")  # on a figure page, `speed.json` names a results file
 COMMAND = re.compile(r"python (?:bench/(\w+)\.py|-m bench\.(\w+))((?: --?[\w-]+(?: (?!--)[^\s`|()#]+)*)*)")
-NUMBER = re.compile(r"(?<![\w.≥≤<>])[-−+]?\d{1,3}(?:,\d{3})+(?![\d.])|(?<![\w.≥≤<>])[-−+]?\d+\.\d+")
+# a figure: a decimal, a number with thousands separators, or a whole number of seconds or a whole ratio ("452 s", "40x")
+NUMBER = re.compile(r"(?<![\w.≥≤<>])[-−+]?(?:\d{1,3}(?:,\d{3})+(?![\d.])|\d+\.\d+|\d+(?= s\b|x\b))")
 TARGET = re.compile(r"(?:[≥≤<>]|target|max\w*)\s*[-−+]?\d[\d.,]*", re.IGNORECASE)
 
 
@@ -145,7 +146,7 @@ UNITS = {"MB": 1e6, "KB": 1e3, "MiB": 2**20, "KiB": 2**10}
 
 def quoted(number: str, sources: set[str], unit: str = "") -> bool:
     """Whether ``number`` (as written in a doc, with its unit) is in one of the results files, rounded as shown:
-    the JSON's numbers (as they are, as a percentage, or bytes in MB/KB) or the ``.md`` verbatim."""
+    the JSON's numbers (as they are, a fraction as a percentage, bytes in MB/KB) or the ``.md`` verbatim."""
     plain = number.replace(",", "").replace("−", "-").lstrip("+-")
     decimals = len(plain.split(".")[1]) if "." in plain else 0
     value, tolerance = float(plain) * UNITS.get(unit, 1), 0.5 * 10**-decimals * UNITS.get(unit, 1) + 1e-9
@@ -153,7 +154,7 @@ def quoted(number: str, sources: set[str], unit: str = "") -> bool:
         numbers, md = result_figures(name)
         if md and re.search(rf"(?<![\d.,]){re.escape(number.lstrip('+-−'))}(?![\d,]|\.\d)", md):
             return True
-        if any(abs(abs(v) - value) <= tolerance or abs(abs(100 * v) - value) <= tolerance for v in numbers):
+        if any(abs(abs(v) - value) <= tolerance or (abs(v) <= 1 and abs(abs(100 * v) - value) <= tolerance) for v in numbers):
             return True
     return False
 
@@ -189,5 +190,8 @@ def test_the_checks_catch_an_invented_figure_and_a_command_nobody_ran():
     assert NUMBER.findall(table) == ["123.45", "1,066,896"]
     assert not quoted("123.45", sources)
     assert quoted("1,066,896", sources)
+    # a run time the JSON does not record (the quant baselines took 357.3 s, not 452 s)
+    assert NUMBER.findall("| 357.3 s, 452 s, 40x |") == ["357.3", "452", "40"]
+    assert quoted("357.3", {"quant_baselines.json"}) and not quoted("452", {"quant_baselines.json", "quant_baselines.md"})
     assert [c for _, c in commands("`python bench/packed.py --out /tmp/x.json`")] == ["python bench/packed.py --out /tmp/x.json"]
     assert normalize("python bench/packed.py --out /tmp/somewhere.json") not in recorded_commands()
