@@ -169,7 +169,7 @@ def machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     return {"cpu": cpu, "logical_cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "load_avg_at_start": [round(x, 2) for x in os.getloadavg()], "kernel": platform.release()}
+            "kernel": platform.release()}
 
 
 def run(args) -> dict:
@@ -316,6 +316,7 @@ def run(args) -> dict:
         return {
             "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": "python -m bench.load " + " ".join(sys.argv[1:]),
+            # the load average is read before the stack starts (not when this record is written) and at the end
             "machine": {**machine(), "load_avg_before_stack": [round(x, 2) for x in load_start],
                         "load_avg_at_end": [round(x, 2) for x in os.getloadavg()]},
             "versions": versions(),

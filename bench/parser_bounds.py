@@ -1,7 +1,7 @@
 """Measure the upload parsers' bounds (docs/limits.md): bytes per entry of real safetensors headers,
 the CPU of the depth scan and of a whole header check, and peak memory on adversarial headers.
 
-    PYTHONPATH=$PWD python -m bench.parser_bounds
+    PYTHONPATH=$PWD python -m bench.parser_bounds --out bench/results/parser_bounds.json
 
 Each adversarial case runs in a fresh child process; its figure is that child's VmHWM (peak RSS)
 before and after the one check, and the check's CPU seconds (``time.process_time``).
@@ -9,7 +9,10 @@ before and after the one check, and the check's CPU seconds (``time.process_time
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import platform
 import struct
 import subprocess
 import sys
@@ -86,10 +89,22 @@ def check_one(path: str) -> None:
         outcome = f"accepted, {len(header.tensors)} tensors"
     except Exception as exc:  # noqa: BLE001 - the figure is what happened
         outcome = f"{getattr(exc, 'status', '?')} {type(exc).__name__}: {str(exc)[:70]}"
-    print(f"{time.process_time() - started:.2f} s CPU, peak RSS {before} -> {hwm()} MB; {outcome}")
+    cpu = time.process_time() - started
+    print(json.dumps({"cpu_s": round(cpu, 3), "peak_rss_mb_before": before, "peak_rss_mb_after": hwm(), "outcome": outcome}))
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, help="write the figures as JSON here (and a .md next to it)")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        check_one(args.one)
+        return
+    out: dict = {"command": "python -m bench.parser_bounds " + " ".join(sys.argv[1:]),
+                 "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+                             "load_average_at_start": os.getloadavg()},
+                 "header_limit_bytes": intake.header_limit(N), "tensors": N, "real": {}, "adversarial": []}
     print(f"header limit for {N} tensors: {intake.header_limit(N)} bytes")
     for label, parts, prefix in (("llama-style", LLAMA, "model.layers"), ("bert-style", BERT, "bert.encoder.layer")):
         raw, blob = real_header(names(prefix, parts, N))
@@ -104,14 +119,43 @@ def main() -> None:
             started = time.process_time()
             intake.read_safetensors_header(path, max_tensors=N, max_parameters=10**9)
             checked = time.process_time() - started
+        loads = _json_loads_s(raw)
         print(f"  depth scan {scanned:.3f} s CPU ({len(raw) / scanned / 1e6:.0f} MB/s); json.loads of it whole "
-              f"{_json_loads_s(raw):.3f} s; the whole check of the file as written {checked:.3f} s")
+              f"{loads:.3f} s; the whole check of the file as written {checked:.3f} s")
+        out["real"][label] = {"header_bytes_as_written": as_written, "bytes_per_entry_as_written": round(as_written / N, 1),
+                              "header_bytes_7b_digits": len(raw), "bytes_per_entry_7b_digits": round(len(raw) / N, 1),
+                              "depth_scan_cpu_s": round(scanned, 3), "depth_scan_mb_per_s": round(len(raw) / scanned / 1e6),
+                              "json_loads_cpu_s": round(loads, 3), "whole_check_cpu_s": round(checked, 3)}
     with tempfile.TemporaryDirectory() as d:
         for label, path in adversarial(Path(d)):
-            out = subprocess.run([sys.executable, "-m", "bench.parser_bounds", "--one", str(path)],
-                                 capture_output=True, text=True, check=False)
+            child = subprocess.run([sys.executable, "-m", "bench.parser_bounds", "--one", str(path)],
+                                   capture_output=True, text=True, check=False)
             (header_bytes,) = struct.unpack("<Q", path.read_bytes()[:8])
-            print(f"{label:42s} {header_bytes:>10d} B: {out.stdout.strip()}{out.stderr[-300:]}")
+            print(f"{label:42s} {header_bytes:>10d} B: {child.stdout.strip()}{child.stderr[-300:]}")
+            figures = json.loads(child.stdout) if child.returncode == 0 else {"error": child.stderr[-300:]}
+            out["adversarial"].append({"case": label, "header_bytes": header_bytes, **figures})
+    out["machine"]["load_average_at_end"] = os.getloadavg()
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=1) + "\n")
+        args.out.with_suffix(".md").write_text(markdown(out))
+
+
+def markdown(out: dict) -> str:
+    lines = ["# Upload parser bounds (`bench/parser_bounds.py`)", "", f"Command: `{out['command']}`; {out['machine']['cpus']} CPUs, "
+             f"load average at start / end {[round(v, 2) for v in out['machine']['load_average_at_start']]} / "
+             f"{[round(v, 2) for v in out['machine']['load_average_at_end']]}. Header limit for {out['tensors']:,} tensors: "
+             f"{out['header_limit_bytes']:,} bytes.", "",
+             "| real header (100,000 entries) | bytes/entry as written | with 7B shapes/offsets | depth scan CPU s | MB/s | json.loads CPU s | whole check CPU s |",
+             "|---|---|---|---|---|---|---|"]
+    for label, r in out["real"].items():
+        lines.append(f"| {label} | {r['bytes_per_entry_as_written']} | {r['bytes_per_entry_7b_digits']} | {r['depth_scan_cpu_s']} | "
+                     f"{r['depth_scan_mb_per_s']} | {r['json_loads_cpu_s']} | {r['whole_check_cpu_s']} |")
+    lines += ["", "| adversarial header | bytes | check CPU s | peak RSS MB before → after | outcome |", "|---|---|---|---|---|"]
+    for r in out["adversarial"]:
+        lines.append(f"| {r['case']} | {r['header_bytes']:,} | {r.get('cpu_s', '-')} | {r.get('peak_rss_mb_before', '-')} → "
+                     f"{r.get('peak_rss_mb_after', '-')} | {r.get('outcome', r.get('error', ''))} |")
+    return "\n".join(lines) + "\n"
 
 
 def _json_loads_s(raw: bytes) -> float:
@@ -121,7 +165,4 @@ def _json_loads_s(raw: bytes) -> float:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--one"]:
-        check_one(sys.argv[2])
-    else:
-        main()
+    main()

@@ -71,3 +71,13 @@ def mnist_5k(seed: int = 0, test_fraction: float = 0.2) -> tuple[np.ndarray, np.
     cut = int(round((1 - test_fraction) * len(x)))
     train, test = order[:cut], order[cut:]
     return x[train], y[train], x[test], y[test]
+
+
+def carve_validation(x_train: np.ndarray, y_train: np.ndarray, size: int, seed: int = 0):
+    """A seeded validation split carved out of training data, for choosing settings without the test split.
+
+    Returns (x_fit, y_fit, x_val, y_val): ``size`` rows for validation, the rest for fitting.
+    """
+    order = np.random.default_rng(seed + 1000).permutation(len(x_train))
+    fit, val = order[size:], order[:size]
+    return x_train[fit], y_train[fit], x_train[val], y_train[val]

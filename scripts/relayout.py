@@ -63,11 +63,15 @@ def move() -> None:
         if not src.exists():
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir() and dst.is_dir():  # merge a directory into an existing one, file by file
+        if src.is_dir() and dst.is_dir():  # a branch merged later added files under the old folder: move those
             for f in sorted(src.rglob("*.py")):
                 target = dst / f.relative_to(src)
+                if target.exists():
+                    continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                git("mv", "-f", str(f.relative_to(ROOT)), str(target.relative_to(ROOT)))
+                git("mv", str(f.relative_to(ROOT)), str(target.relative_to(ROOT)))
+        elif src.is_file() and dst.exists():
+            continue  # moved already; what stands at the old path now is the SDK's facade
         else:
             git("mv", old, new)
     leftover = ROOT / DOMAIN_DIR / "__init__.py"

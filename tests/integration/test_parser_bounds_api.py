@@ -23,7 +23,7 @@ from tests.zips import deflated_zip
 MIB = 1024 * 1024
 INT8 = {"method": "quantize", "kind": "dynamic_int8"}
 HEADER_LIMIT = intake.header_limit(100_000)  # the default MODELPRESS_MAX_TENSORS
-RSS_BOUND_MB = 450  # the API process's high-water mark so far; measured 290 MB (docs/limits.md), 6.8 GB before
+RSS_BOUND_MB = 450  # the bound on the API process's high-water mark (docs/limits.md)
 CPU_BUDGET_S = 4.0  # a header at the limit takes about 1 s of CPU to check
 
 
