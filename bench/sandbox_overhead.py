@@ -11,7 +11,7 @@ Reports, per way, the median wall time per job; for the sandbox also child start
 (``ready``) and child start -> first progress message (the per-job overhead: a fresh interpreter
 importing torch and the pipeline). Run from the repository root:
 
-    python -m bench.sandbox_overhead --runs 5
+    python -m bench.sandbox_overhead --runs 5 --out bench/results/sandbox_overhead.json
 """
 
 from __future__ import annotations
@@ -47,7 +47,12 @@ def scripted_digits() -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
+    import os
+    import sys
+
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
 
     from modelpress_core.config import Settings
     from modelpress_core.spec import JobSpec
@@ -92,7 +97,12 @@ def main() -> None:
                for name, values in figures.items()}
     summary["runs"] = args.runs
     summary["note"] = "times from the worker's spawn call; ready and first progress include the process start"
+    summary["command"] = "python -m bench.sandbox_overhead " + " ".join(sys.argv[1:])
+    summary["load_avg_at_start"] = load_at_start
+    summary["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(summary, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":
