@@ -5,7 +5,9 @@ factorization) is written as safetensors whose ``__metadata__`` holds a JSON arc
      "modules": {"0": {"type": "Linear", "in_features": 784, "out_features": 150, "bias": true}, ...}}
 
 ``modules`` lists every Linear / Conv / BatchNorm (and each Sequential that replaced a layer) with its
-shape, parents before children. ``load_pruned`` builds the named architecture, swaps in plain
+shape, parents before children. An optional ``masks`` list names the parameters pruned with
+``permanent: false`` (``"0.weight"``): the file holds torch's ``<name>_orig`` and ``<name>_mask`` for each,
+and the loader re-attaches torch's pruning reparametrization. ``load_pruned`` builds the named architecture, swaps in plain
 ``nn`` layers of the manifest's shapes and loads the tensors strictly. No pickle involved.
 """
 
@@ -129,8 +131,29 @@ def load_pruned(path: str | Path, skeleton=None):
     if manifest is None:
         raise ValueError(f"{path}: no {MANIFEST_KEY!r} in the safetensors metadata; load it into your own model with load_state_dict")
     model = rebuild(manifest, skeleton)
+    masked = list(manifest.get("masks", []))
+    _attach_masks(model, masked)
     model.load_state_dict(load_file(str(path)), strict=True)
+    _apply_masks(model, masked)
     return model.eval()
+
+
+def _attach_masks(model, keys: list[str]) -> None:
+    """torch's pruning reparametrization (``<param>_orig``, ``<param>_mask``, a forward pre-hook) on each ``"<module>.<param>"``,
+    as ``torch.nn.utils.prune`` leaves it without ``prune.remove``: a later fine-tune keeps the pruned values at zero."""
+    from torch.nn.utils import prune
+
+    for key in keys:
+        module_name, _, param = key.rpartition(".")
+        prune.identity(model.get_submodule(module_name) if module_name else model, param)
+
+
+def _apply_masks(model, keys: list[str]) -> None:
+    """``<param> = <param>_orig * <param>_mask`` right after loading (torch recomputes it before every forward)."""
+    for key in keys:
+        module_name, _, param = key.rpartition(".")
+        module = model.get_submodule(module_name) if module_name else model
+        setattr(module, param, getattr(module, f"{param}_orig") * getattr(module, f"{param}_mask"))
 
 
 def load_packed(path: str | Path, skeleton=None):

@@ -22,9 +22,11 @@ MEDIA_TYPES = {"safetensors": "application/vnd.safetensors", "torchscript": "app
                "pt2": "application/zip", "packed": packed.MEDIA_TYPE}
 
 
-def write_safetensors(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None) -> None:
-    """A plain state_dict; with ``manifest`` (the layer shapes, see ``modelpress.artifacts``) in its metadata."""
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+def write_safetensors(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None,
+                      state: dict[str, torch.Tensor] | None = None) -> None:
+    """A plain state_dict (or ``state``: one with pruning masks); with ``manifest`` (the layer shapes, see
+    ``modelpress.artifacts``) in its metadata."""
+    state = {k: v.detach().contiguous().cpu() for k, v in (model.state_dict() if state is None else state).items()}
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor) or v.is_quantized]
     if bad:
         raise ValueError(f"safetensors cannot hold quantized tensors ({bad[:3]}); ask for torchscript")

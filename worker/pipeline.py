@@ -22,6 +22,7 @@ from worker.architectures import build_model
 from worker.data import Dataset, load_data
 from worker.loading import example_input, input_dtype, load_model
 from worker.methods import StepContext, apply_step
+from worker.methods.masks import masked_state_dict
 
 FIDELITY_SAMPLES = 64
 FIDELITY_MAX_CALIBRATION = 1024
@@ -115,7 +116,12 @@ def write_outputs(prepared: Prepared, compressed: nn.Module, formats: list[str],
     for fmt in formats:
         name = export.ARTIFACT_NAMES[fmt]
         path = workdir / name
-        check = export.WRITERS[fmt](compressed, path, prepared.example, manifest)
+        if fmt == "safetensors" and ctx.masks:  # prune steps with permanent: false: torch's <name>_orig / <name>_mask
+            export.write_safetensors(compressed, path, prepared.example, {**manifest, "masks": sorted(ctx.masks)},
+                                     state=masked_state_dict(compressed, ctx.masks))
+            check = None
+        else:
+            check = export.WRITERS[fmt](compressed, path, prepared.example, manifest)
         if check is not None:
             checks[name] = check
         outputs.append(Output(name=name, format=fmt, path=path, media_type=export.MEDIA_TYPES[fmt]))

@@ -19,10 +19,13 @@ from service.domain.steps import (
     Float16,
     RUNTIME_OUTPUT,
     KMeansQuantize,
+    LnStructuredPrune,
     MagnitudePrune,
+    MaskPruneConfig,
     QuantizeConfig,
     QATInt8,
     RandomPrune,
+    RandomStructuredPrune,
     StaticInt8,
     StepConfig,
     StructuredPrune,
@@ -96,6 +99,7 @@ class MethodCapability:
 
 _NEEDS_GRAPH = "needs the model's Python module graph; upload a safetensors state_dict with an architecture instead"
 _NEEDS_MODULES = "replaces modules, which a ScriptModule cannot; upload a safetensors state_dict with an architecture instead"
+_NEEDS_HOOKS = "needs torch.nn.utils.prune's nn.Module hooks, which a ScriptModule lacks; use prune:magnitude on TorchScript"
 _EAGER_ONLY = "this kind has no {runtime} path; use runtime 'eager'"
 
 
@@ -107,7 +111,21 @@ METHODS: dict[type[StepConfig], MethodCapability] = {
         config=MagnitudePrune,
         formats={"safetensors": None, "torchscript": None},
         devices={"cpu": None, "cuda": None},
-        notes="on TorchScript, acts on the parameters named '<module>.weight' with 2+ dimensions",
+        notes="torch.nn.utils.prune l1_unstructured / global_unstructured; repeated steps prune a fraction of what remains "
+        "(of: remaining, as torch); on TorchScript, acts on the parameters named '<module>.weight' with 2+ dimensions "
+        "(no bias, no permanent: false)",
+    ),
+    LnStructuredPrune: MethodCapability(
+        config=LnStructuredPrune,
+        formats={"safetensors": None, "torchscript": _NEEDS_HOOKS},
+        devices={"cpu": None, "cuda": None},
+        notes="torch.nn.utils.prune.ln_structured: zeroes channels (shapes kept); prune:structured removes them",
+    ),
+    RandomStructuredPrune: MethodCapability(
+        config=RandomStructuredPrune,
+        formats={"safetensors": None, "torchscript": _NEEDS_HOOKS},
+        devices={"cpu": None, "cuda": None},
+        notes="torch.nn.utils.prune.random_structured, seeded by the job's seed",
     ),
     DynamicInt8: MethodCapability(
         config=DynamicInt8,
@@ -130,7 +148,7 @@ METHODS: dict[type[StepConfig], MethodCapability] = {
     ),
     RandomPrune: MethodCapability(
         config=RandomPrune,
-        formats={"safetensors": None, "torchscript": "random pruning needs nn.Module hooks; use prune:magnitude on TorchScript"},
+        formats={"safetensors": None, "torchscript": _NEEDS_HOOKS},
         devices={"cpu": None, "cuda": None},
     ),
     StructuredPrune: MethodCapability(
@@ -252,6 +270,7 @@ def problems_for(model_format: str, device: str, steps: list[StepConfig], output
             elif step.runtime != "eager" and (step.include or step.exclude or step.op_types):
                 problems.append(Problem(f"steps.{i}.runtime", f"{step.label} with runtime {step.runtime!r} quantizes the whole "
                                         "graph; include/exclude/op_types need runtime 'eager'"))
+    problems.extend(mask_problems(model_format, steps, outputs))
     allowed = OUTPUTS_BY_FORMAT[model_format]
     for i, out in enumerate(outputs):
         if out not in allowed:
@@ -276,6 +295,32 @@ def problems_for(model_format: str, device: str, steps: list[StepConfig], output
     if any(METHODS[type(s)].quantizes for s in steps) and "packed" in outputs:
         problems.append(Problem("outputs", "'packed' stores plain float tensors (codebooks of float values) and cannot carry an int8 or "
                                 "half-precision model; use quantize:kmeans for packed weights, or ask for 'torchscript'"))
+    return problems
+
+
+# the steps that may follow a prune step with permanent: false (its masks stay valid: same shapes, float weights)
+KEEPS_MASKS = (MaskPruneConfig, FineTune)
+
+
+def mask_problems(model_format: str, steps: list[StepConfig], outputs: list[str]) -> list[Problem]:
+    """What ``permanent: false`` and ``parameters`` need: module hooks, a float model of the same shapes, a safetensors artifact."""
+    problems: list[Problem] = []
+    for i, step in enumerate(steps):
+        if not isinstance(step, MaskPruneConfig):
+            continue
+        if model_format == "torchscript" and (not step.permanent or step.parameters != ["weight"]):
+            problems.append(Problem(f"steps.{i}", f"{step.label} on torchscript: 'permanent: false' and pruning 'bias' need "
+                                    "torch.nn.utils.prune's module hooks; upload a safetensors state_dict with an architecture"))
+        if step.permanent:
+            continue
+        later = next((j for j in range(i + 1, len(steps)) if not isinstance(steps[j], KEEPS_MASKS)), None)
+        if later is not None:
+            problems.append(Problem(f"steps.{i}.permanent", f"{step.label} with permanent: false keeps masks over the model's weights; "
+                                    f"steps[{later}] ({steps[later].label}) changes them (shapes or number format): only prune "
+                                    "and finetune steps may follow, or make the pruning permanent"))
+        if outputs and "safetensors" not in outputs:
+            problems.append(Problem(f"steps.{i}.permanent", f"{step.label} with permanent: false keeps its masks in the 'safetensors' "
+                                    "artifact (<name>_orig, <name>_mask): add 'safetensors' to outputs"))
     return problems
 
 

@@ -59,6 +59,10 @@ class StepContext:
     training: list[dict[str, Any]] = field(default_factory=list)  # one record per training step (metrics["training"])
     deadline: float | None = None  # time.monotonic() by which a long step (training, search) should wrap up
     results: dict[str, Any] = field(default_factory=dict)  # what analysis steps measured, merged into the metrics
+    # prune steps with ``permanent: false``: "<module>.<param>" -> (original values, mask); the model itself holds
+    # the masked values, the writers put both in the safetensors artifact (worker.methods.masks)
+    masks: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    pruned: set[str] = field(default_factory=set)  # every "<module>.<param>" a prune step zeroed (fine-tuning keeps its zeros)
 
 
 def handles(config_type: type[StepConfig], runtime: str = "eager"):

@@ -9,13 +9,17 @@ from pydantic import Field
 from service.domain.steps.analyze import Sensitivity
 from service.domain.steps.base import StepConfig
 from service.domain.steps.lowrank import SVDLowRank
-from service.domain.steps.prune import MagnitudePrune, RandomPrune, StructuredPrune
+from service.domain.steps.prune import (
+    LnStructuredPrune, MagnitudePrune, MaskPruneConfig, RandomPrune, RandomStructuredPrune, StructuredPrune,
+)
 from service.domain.steps.quantize import (
     RUNTIME_OUTPUT, RUNTIMES, BFloat16, DynamicInt8, Float16, KMeansQuantize, QuantizeConfig, StaticInt8, WeightOnlyInt8,
 )
 from service.domain.steps.train import Distill, FineTune, QATInt8, Student, TrainingBudget
 
-PruneStep = Annotated[Union[MagnitudePrune, RandomPrune, StructuredPrune], Field(discriminator="kind")]
+PruneStep = Annotated[
+    Union[MagnitudePrune, RandomPrune, LnStructuredPrune, RandomStructuredPrune, StructuredPrune], Field(discriminator="kind")
+]
 QuantizeStep = Annotated[
     Union[DynamicInt8, WeightOnlyInt8, Float16, BFloat16, StaticInt8, QATInt8, KMeansQuantize], Field(discriminator="kind")
 ]
@@ -27,6 +31,8 @@ Step = Annotated[Union[PruneStep, QuantizeStep, LowRankStep, FineTune, Distill, 
 ALL_STEP_TYPES: tuple[type[StepConfig], ...] = (
     MagnitudePrune,
     RandomPrune,
+    LnStructuredPrune,
+    RandomStructuredPrune,
     StructuredPrune,
     DynamicInt8,
     WeightOnlyInt8,
@@ -47,6 +53,9 @@ __all__ = [
     "ALL_STEP_TYPES",
     "MagnitudePrune",
     "RandomPrune",
+    "LnStructuredPrune",
+    "RandomStructuredPrune",
+    "MaskPruneConfig",
     "StructuredPrune",
     "DynamicInt8",
     "WeightOnlyInt8",
