@@ -31,6 +31,7 @@ from service.domain.steps import (
     StructuredPrune,
     Sensitivity,
     SVDLowRank,
+    Tucker2LowRank,
     WeightOnlyInt8,
 )
 
@@ -203,6 +204,15 @@ METHODS: dict[type[StepConfig], MethodCapability] = {
         config=SVDLowRank,
         formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
         devices={"cpu": None, "cuda": None},
+        notes="Linear and 1x1 Conv2d (k x k convolutions: lowrank:tucker2); a spec whose targeting matches no such layer, or "
+        "whose rank shrinks none, is a 422 at submit (checked against the architecture by a worker)",
+    ),
+    Tucker2LowRank: MethodCapability(
+        config=Tucker2LowRank,
+        formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
+        devices={"cpu": None, "cuda": None},
+        notes="k x k Conv2d with groups 1 -> 1x1, k x k core, 1x1; a spec whose targeting matches no such convolution, or whose "
+        "rank shrinks none, is a 422 at submit; with energy, the ranks depend on the weights (known when the job runs)",
     ),
     FineTune: MethodCapability(
         config=FineTune,

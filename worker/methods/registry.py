@@ -26,6 +26,7 @@ _METHOD_MODULES = (
     "worker.methods.casting",
     "worker.methods.static_int8",
     "worker.methods.lowrank",
+    "worker.methods.tucker",
     "worker.methods.ort_quantize",
     "worker.methods.pt2e",
     "worker.methods.finetune",

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from service.domain.steps.analyze import Sensitivity
 from service.domain.steps.base import StepConfig
-from service.domain.steps.lowrank import SVDLowRank
+from service.domain.steps.lowrank import SVDLowRank, Tucker2LowRank
 from service.domain.steps.prune import (
     LnStructuredPrune, MagnitudePrune, MaskPruneConfig, RandomPrune, RandomStructuredPrune, StructuredPrune,
 )
@@ -23,7 +23,7 @@ PruneStep = Annotated[
 QuantizeStep = Annotated[
     Union[DynamicInt8, WeightOnlyInt8, Float16, BFloat16, StaticInt8, QATInt8, KMeansQuantize], Field(discriminator="kind")
 ]
-LowRankStep = Annotated[Union[SVDLowRank], Field(discriminator="kind")]
+LowRankStep = Annotated[Union[SVDLowRank, Tucker2LowRank], Field(discriminator="kind")]
 AnalyzeStep = Annotated[Union[Sensitivity], Field(discriminator="kind")]
 
 Step = Annotated[Union[PruneStep, QuantizeStep, LowRankStep, FineTune, Distill, AnalyzeStep], Field(discriminator="method")]
@@ -41,6 +41,7 @@ ALL_STEP_TYPES: tuple[type[StepConfig], ...] = (
     StaticInt8,
     KMeansQuantize,
     SVDLowRank,
+    Tucker2LowRank,
     FineTune,
     Distill,
     QATInt8,
@@ -64,6 +65,7 @@ __all__ = [
     "StaticInt8",
     "KMeansQuantize",
     "SVDLowRank",
+    "Tucker2LowRank",
     "QuantizeConfig",
     "RUNTIMES",
     "RUNTIME_OUTPUT",
