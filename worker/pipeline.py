@@ -23,6 +23,7 @@ from worker.data import Dataset, load_data
 from worker.loading import example_input, input_dtype, load_model
 from worker.methods import StepContext, apply_step
 from worker.methods.masks import masked_state_dict
+from worker.packed_int8 import is_dynamic_int8
 
 FIDELITY_SAMPLES = 64
 FIDELITY_MAX_CALIBRATION = 1024
@@ -211,7 +212,8 @@ def measure(prepared: Prepared, compressed: nn.Module, outputs: list[Output], ct
     verdict = {"artifact": primary.name,
                **make_verdict(before, after, runtime, simulated=simulated, fidelity=fidelity, quality=quality)}
     verdict["warnings"].extend(ctx.warnings)
-    if primary.format == "packed":
+    verdict["warnings"].extend(sparsity_warnings(spec, after, primary.format, runtime))
+    if primary.format == "packed" and not is_dynamic_int8(compressed):
         verdict["warnings"].append(
             "not faster: packed is a storage/transport format; its size is the file's, its latency is the unpacked "
             "dense float model's (eager), the same compute as the original's"
@@ -326,6 +328,26 @@ NOISE = 0.05  # speed differences under 5% are reported as "no real change"
 
 ACCURACY_DROP_WARNING = 0.01  # a top-1 drop above one point earns a warning
 COSINE_WARNING = 0.99
+
+
+SPARSITY_WORTH_STORING = 0.3  # from this share of zero weights on, a sparse layout is clearly smaller (measured: docs/recipes.md)
+DENSE_FORMATS = ("torchscript", "onnx", "pt2", "safetensors")
+
+
+def sparsity_warnings(spec: JobSpec, after: dict, fmt: str, runtime: str) -> list[str]:
+    """Pruning that the artifact's bytes do not show: the zeros are stored like any other weight. Names the output that shrinks."""
+    sparsity = after.get("sparsity") or 0.0
+    if sparsity < SPARSITY_WORTH_STORING or fmt not in DENSE_FORMATS:
+        return []
+    kinds = {s.label for s in spec.steps}
+    if "quantize:dynamic_int8" in kinds and runtime in ("torchscript", "eager"):
+        better = "ask for outputs ['packed', ...]: its sparse int8 layout stores only the nonzero int8 weights (same kernels)"
+    elif any(s.method == "quantize" and s.label != "quantize:kmeans" for s in spec.steps):
+        better = "no sparse layout exists for this quantized format: quantize:dynamic_int8 with outputs ['packed'] stores the sparsity"
+    else:
+        better = "ask for outputs ['packed', ...]: it stores only the nonzero weights (and quantize:kmeans shares their values)"
+    return [f"pruning did not shrink the file: {sparsity:.0%} of the weights are zero, but {fmt} stores them like any other "
+            f"weight ({after['file_bytes']} bytes); {better}"]
 
 
 def simulated_reasons(spec: JobSpec, measure_on: torch.device, cpu_flags: dict) -> list[str]:

@@ -51,7 +51,9 @@ OUTPUT_FORMATS: dict[str, str] = {
     "after int8 quantization only with runtime 'onnxruntime' (then an int8 QDQ / integer-op file made by ONNX Runtime)",
     "packed": "model.mpk, the packed transport format (docs/packed-format.md): sparse weights with relative indexes, "
     "k-means codebooks, zstd; a storage format: unpack with `modelpress unpack` or modelpress.artifacts.load_packed "
-    "(latency is measured on the unpacked model); architecture uploads only, not after int8/fp16/bf16",
+    "(latency is measured on the unpacked model); architecture uploads only. After quantize:dynamic_int8 (runtime eager) "
+    "it stores the sparse int8 layout (int8 codes, pruned zeros not stored, per-channel scales) and loads back as the same "
+    "dynamic int8 model: the output that makes pruning shrink an int8 file; not after static/QAT int8, fp16 or bf16",
     "pt2": "a torch.export ExportedProgram (.pt2) of a PT2E int8 graph, for quantize runtime 'inductor' only: "
     "load with torch.export.load and torch.compile with inductor freezing (README, Loading artifacts)",
 }
@@ -302,9 +304,10 @@ def problems_for(model_format: str, device: str, steps: list[StepConfig], output
     if quantized and "onnx" in outputs:
         problems.append(Problem("outputs", "'onnx' after eager quantization is not offered (torch's ONNX exporter has no mapping for its int8 ops, e.g. quantized::linear_dynamic); "
                                 "ask for 'torchscript', or quantize with runtime 'onnxruntime' for an int8 .onnx"))
-    if any(METHODS[type(s)].quantizes for s in steps) and "packed" in outputs:
-        problems.append(Problem("outputs", "'packed' stores plain float tensors (codebooks of float values) and cannot carry an int8 or "
-                                "half-precision model; use quantize:kmeans for packed weights, or ask for 'torchscript'"))
+    if "packed" in outputs and any(METHODS[type(s)].quantizes and not isinstance(s, DynamicInt8) for s in steps):
+        problems.append(Problem("outputs", "'packed' stores float tensors (codebooks of float values) or a dynamic int8 model "
+                                "(quantize:dynamic_int8: its sparse int8 layout); it cannot carry a static/QAT int8 or half-precision "
+                                "model; use quantize:kmeans or dynamic_int8 for packed weights, or ask for 'torchscript'"))
     return problems
 
 
