@@ -15,8 +15,8 @@ from pydantic import TypeAdapter
 from torch import nn
 
 from service.domain.steps import (
-    LnStructuredPrune, MagnitudePrune, MaskPruneConfig, RandomPrune, RandomStructuredPrune, Step, StepConfig, SVDLowRank,
-    Tucker2LowRank,
+    LnStructuredPrune, MagnitudePrune, MaskPruneConfig, QATInt8, RandomPrune, RandomStructuredPrune, StaticInt8, Step, StepConfig,
+    SVDLowRank, Tucker2LowRank,
 )
 from worker.methods.lowrank import svd_targets
 from worker.methods.prune import PRUNABLE
@@ -66,7 +66,25 @@ def _prune(model: nn.Module, step: MaskPruneConfig) -> str | None:
     return None
 
 
+def _fuse(model: nn.Module, step) -> str | None:
+    """Every name in ``fuse`` exists and each group is a pattern torch.ao.quantization.fuse_modules knows."""
+    if not getattr(step, "fuse", None):
+        return None
+    from torch.ao.quantization.fuser_method_mappings import _DEFAULT_OP_LIST_TO_FUSER_METHOD
+
+    modules = dict(model.named_modules())
+    missing = [n for group in step.fuse for n in group if n not in modules]
+    if missing:
+        return f"fuse: no module named {', '.join(missing[:4])}"
+    for group in step.fuse:
+        types = tuple(type(modules[n]) for n in group)
+        if types not in _DEFAULT_OP_LIST_TO_FUSER_METHOD:
+            return f"fuse: {group} is {'+'.join(t.__name__ for t in types)}, not a pattern torch fuses (Conv+BN(+ReLU), Conv+ReLU, Linear+ReLU, Linear+BN, BN+ReLU)"
+    return None
+
+
 CHECKS: dict[type[StepConfig], Check] = {
+    StaticInt8: _fuse, QATInt8: _fuse,
     SVDLowRank: _svd, Tucker2LowRank: _tucker2,
     MagnitudePrune: _prune, RandomPrune: _prune, LnStructuredPrune: _prune, RandomStructuredPrune: _prune,
 }

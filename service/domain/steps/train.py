@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.domain.steps.base import StepConfig
+from service.domain.steps.quantize import GraphInt8Options
 
 
 class TrainingBudget(StepConfig):
@@ -102,16 +103,20 @@ class Distill(TrainingBudget):
         return "distill"
 
 
-class QATInt8(TrainingBudget):
+class QATInt8(TrainingBudget, GraphInt8Options):
     """Quantization-aware training: fake-quantized fine-tuning on the ``train`` part, then a real int8 model.
 
-    FX graph mode (x86 QAT qconfig, Linear/Conv/BN/ReLU fused), the same conversion and TorchScript
-    artifact as ``static_int8``: the result runs fbgemm/onednn int8 kernels on CPU. Observers are
+    FX graph mode (the backend's QAT qconfig, Linear/Conv/BN/ReLU fused), the same conversion and TorchScript
+    artifact as ``static_int8``: the result runs the backend's int8 kernels on CPU. Observers are
     frozen for the last epoch. Whole graph only (no targeting). Needs ``train`` with ``labels``.
     """
 
     method: Literal["quantize"] = "quantize"
     kind: Literal["qat"] = "qat"
+    bits: Literal[8, 4] = Field(
+        default=8, description="Weight bits of the fake quantization: 8, or 4 (weights trained on a 4-bit grid [-8, 7]; stored "
+        "and run as int8, since eager torch has no 4-bit kernel: the verdict says so)."
+    )
     lr: float = Field(default=1e-4, gt=0.0, le=10.0, description="Adam learning rate (small: the model is already trained).")
     epochs: int = Field(default=2, ge=1, le=1000, description="Passes over the training data.")
 
