@@ -210,7 +210,9 @@ def _load_int8(model, state: dict, int8: dict):
     if int8.get("schema") != "modelpress.packed-int8/v1" or int8.get("scheme") != "dynamic":
         raise ValueError(f"packed int8 layout {int8.get('schema')!r} / {int8.get('scheme')!r} is not known to this modelpress")
     modules = int8["modules"]
-    weights = {name: _quantized_weight(state, name, entry) for name, entry in modules.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch 2.13 flags quantized tensor creation as deprecated; the int8 kernels need it
+        weights = {name: _quantized_weight(state, name, entry) for name, entry in modules.items()}
     floats = {k: v for k, v in state.items() if not any(k.startswith(f"{n}.weight_") for n in modules)}
     floats.update({f"{name}.weight": weights[name].dequantize() for name in modules})
     model.load_state_dict(floats, strict=True)

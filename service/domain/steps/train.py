@@ -91,6 +91,26 @@ class Distill(TrainingBudget):
     )
     synthetic_samples: int = Field(default=2048, ge=1, le=1_000_000, description="Inputs to synthesize when no train part is given.")
     epochs: int = Field(default=10, ge=1, le=1000, description="Passes over the training data.")
+    schedule: Literal["cosine", "constant"] | None = Field(
+        default=None, description="Learning-rate schedule: cosine (annealed to 0 over the epochs, per batch) or constant; default "
+        "cosine for an architecture student (bench/results/distill.md), constant for a pruned copy (as before: not re-measured).",
+    )
+    lr: float | None = Field(  # type: ignore[assignment]
+        default=None, gt=0.0, le=10.0, description="Adam learning rate; default 1e-2 for an architecture student (fresh weights), "
+        "1e-3 for a pruned copy of the teacher (already trained). Chosen on a validation split: bench/distill_validation.py.",
+    )
+
+    @property
+    def lr_schedule(self) -> str:
+        if self.schedule is not None:
+            return self.schedule
+        return "cosine" if self.student.architecture is not None else "constant"
+
+    @property
+    def learning_rate(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return 1e-2 if self.student.architecture is not None else 1e-3
 
     @model_validator(mode="after")
     def _no_targeting(self) -> "Distill":
