@@ -224,3 +224,31 @@ def _load_int8(model, state: dict, int8: dict):
     for name, entry in modules.items():
         quantized.get_submodule(name).set_weight_bias(weights[name], floats.get(f"{name}.bias") if entry["bias"] else None)
     return quantized
+
+
+class ExecuTorchProgram:
+    """A ``.pte`` loaded through the ExecuTorch runtime (``executorch.runtime``): call it with a tensor, get a tensor."""
+
+    def __init__(self, path: str | Path):
+        from executorch.runtime import Runtime
+
+        self.path = str(path)
+        self.program = Runtime.get().load_program(self.path)
+        self.method = self.program.load_method("forward")
+
+    def __call__(self, x):
+        return self.method.execute([x.contiguous()])[0]
+
+    def eval(self) -> "ExecuTorchProgram":
+        return self
+
+    def to(self, device) -> "ExecuTorchProgram":
+        if str(device) != "cpu":
+            raise ValueError("an ExecuTorch program runs on the CPU here (XNNPACK)")
+        return self
+
+
+def load_executorch(path: str | Path) -> ExecuTorchProgram:
+    """Load ``model.pte`` (the ``executorch`` output) with ExecuTorch's Python runtime (``pip install executorch``);
+    on a phone, the same file loads in ExecuTorch's Android/iOS/C++ runtime (docs/edge.md)."""
+    return ExecuTorchProgram(path)

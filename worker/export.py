@@ -13,14 +13,15 @@ from safetensors.torch import save_file
 from torch import nn
 
 from modelpress import packed
-from modelpress.artifacts import MANIFEST_KEY, load_packed, load_pruned, read_manifest
+from modelpress.artifacts import MANIFEST_KEY, load_executorch, load_packed, load_pruned, read_manifest
+from worker.executorch_export import write_executorch
 from worker.onnx_export import load_onnx, write_onnx
 from worker.packed_int8 import is_dynamic_int8, quantized_arrays
 
 ARTIFACT_NAMES = {"safetensors": "model.safetensors", "torchscript": "model.torchscript.pt", "onnx": "model.onnx", "pt2": "model.pt2",
-                  "packed": "model.mpk"}
+                  "packed": "model.mpk", "executorch": "model.pte"}
 MEDIA_TYPES = {"safetensors": "application/vnd.safetensors", "torchscript": "application/zip", "onnx": "application/onnx",
-               "pt2": "application/zip", "packed": packed.MEDIA_TYPE}
+               "pt2": "application/zip", "packed": packed.MEDIA_TYPE, "executorch": "application/vnd.pytorch.executorch"}
 
 
 def write_safetensors(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None,
@@ -136,6 +137,7 @@ WRITERS: dict[str, Callable[..., dict | None]] = {
     "onnx": write_onnx,
     "pt2": write_exported_program,
     "packed": write_packed,
+    "executorch": write_executorch,
 }
 
 
@@ -149,6 +151,8 @@ def load_for_measurement(fmt: str, path: Path, rebuild: Callable[[], nn.Module])
         return load_onnx(path), "onnxruntime"
     if fmt == "pt2":
         return CompiledProgram(path), "inductor"
+    if fmt == "executorch":
+        return load_executorch(path), "executorch"
     if fmt == "packed":  # a storage format: measured unpacked, as the eager model it rebuilds (int8: scripted, see load_packed)
         model = load_packed(path, skeleton=rebuild())
         return model, "torchscript" if isinstance(model, torch.jit.ScriptModule) else "eager"

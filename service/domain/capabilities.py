@@ -54,6 +54,9 @@ OUTPUT_FORMATS: dict[str, str] = {
     "(latency is measured on the unpacked model); architecture uploads only. After quantize:dynamic_int8 (runtime eager) "
     "it stores the sparse int8 layout (int8 codes, pruned zeros not stored, per-channel scales) and loads back as the same "
     "dynamic int8 model: the output that makes pruning shrink an int8 file; not after static/QAT int8, fp16 or bf16",
+    "executorch": "model.pte for ExecuTorch (phones, microcontrollers): the float model lowered to the XNNPACK delegate, or, "
+    "after a quantize step with runtime 'executorch', its PT2E int8 graph (XNNPACK quantizer); measured through the "
+    "ExecuTorch runtime on the worker; architecture uploads only; load with modelpress.artifacts.load_executorch (docs/edge.md)",
     "pt2": "a torch.export ExportedProgram (.pt2) of a PT2E int8 graph, for quantize runtime 'inductor' only: "
     "load with torch.export.load and torch.compile with inductor freezing (README, Loading artifacts)",
 }
@@ -61,6 +64,7 @@ RUNTIMES_DOC: dict[str, str] = {
     "eager": "torch eager int8 kernels (fbgemm/onednn); artifact: TorchScript",
     "inductor": "torch.compile (inductor, freezing on) of a PT2E int8 graph; artifact: .pt2 ExportedProgram",
     "onnxruntime": "ONNX Runtime CPU execution provider; artifact: int8 .onnx",
+    "executorch": "the ExecuTorch runtime with the XNNPACK delegate (what phones run), on the worker's CPU; artifact: .pte",
 }
 DEVICES: dict[str, str] = {
     "cpu": "queue cpu",
@@ -81,7 +85,7 @@ DATA_FORMATS: dict[str, str] = {
     "safetensors": "tensors 'inputs' and optional 'labels'",
 }
 OUTPUTS_BY_FORMAT: dict[str, tuple[str, ...]] = {
-    "safetensors": ("safetensors", "torchscript", "onnx", "pt2", "packed"),
+    "safetensors": ("safetensors", "torchscript", "onnx", "pt2", "packed", "executorch"),
     "torchscript": ("torchscript", "onnx"),
 }
 
@@ -107,7 +111,7 @@ _EAGER_ONLY = "this kind has no {runtime} path; use runtime 'eager'"
 
 
 def _eager_only() -> dict[str, str | None]:
-    return {"eager": None, "inductor": _EAGER_ONLY.format(runtime="inductor"), "onnxruntime": _EAGER_ONLY.format(runtime="onnxruntime")}
+    return {"eager": None, **{r: _EAGER_ONLY.format(runtime=r) for r in ("inductor", "onnxruntime", "executorch")}}
 
 METHODS: dict[type[StepConfig], MethodCapability] = {
     MagnitudePrune: MethodCapability(
@@ -142,11 +146,13 @@ METHODS: dict[type[StepConfig], MethodCapability] = {
         runtimes={
             "eager": None,
             "onnxruntime": None,
+            "executorch": None,
             "inductor": "no fast dynamic int8 path in inductor on x86 without VNNI (torchao's int8 dynamic config "
             "falls back to aten._int_mm, measured 2-17x slower than fp32, bench/results/quant_baselines.md); "
             "use runtime 'eager' or 'onnxruntime', or static_int8 with runtime 'inductor'",
         },
-        notes="eager: torch.ao quantize_dynamic -> TorchScript; onnxruntime: ONNX Runtime dynamic quantization "
+        notes="eager: torch.ao quantize_dynamic -> TorchScript; executorch: PT2E + XNNPACKQuantizer (dynamic, per-channel) -> "
+        ".pte; onnxruntime: ONNX Runtime dynamic quantization "
         "(MatMul/Gemm, int8 weights) -> .onnx",
     ),
     RandomPrune: MethodCapability(
@@ -173,10 +179,10 @@ METHODS: dict[type[StepConfig], MethodCapability] = {
         devices={"cpu": None, "cuda": "static int8 runs on CPU int8 kernels only; use device 'cpu'"},
         data=("calibration",),
         quantizes=True,
-        runtimes={"eager": None, "inductor": None, "onnxruntime": None},
+        runtimes={"eager": None, "inductor": None, "onnxruntime": None, "executorch": None},
         notes="calibrates on the calibration part when given, else on synthetic inputs (stated in the metrics); "
         "eager: FX graph mode -> TorchScript; inductor: PT2E + X86InductorQuantizer -> .pt2; "
-        "onnxruntime: static QDQ -> .onnx",
+        "onnxruntime: static QDQ -> .onnx; executorch: PT2E + XNNPACKQuantizer (static, per-channel) -> .pte",
     ),
     Float16: MethodCapability(
         config=Float16,
@@ -301,6 +307,9 @@ def problems_for(model_format: str, device: str, steps: list[StepConfig], output
                                 "or 'safetensors'"))
     if quantized and "safetensors" in outputs:
         problems.append(Problem("outputs", "'safetensors' holds a plain float32 state_dict and cannot carry a quantized or cast model; ask for 'torchscript'"))
+    if quantized and "executorch" in outputs:
+        problems.append(Problem("outputs", "'executorch' after eager quantization is not offered (torch.ao's eager int8 modules do not "
+                                "lower to ExecuTorch); quantize with runtime 'executorch' (XNNPACK quantizer) for an int8 .pte"))
     if quantized and "onnx" in outputs:
         problems.append(Problem("outputs", "'onnx' after eager quantization is not offered (torch's ONNX exporter has no mapping for its int8 ops, e.g. quantized::linear_dynamic); "
                                 "ask for 'torchscript', or quantize with runtime 'onnxruntime' for an int8 .onnx"))

@@ -13,7 +13,7 @@ from service.domain.goal import Goal
 from service.domain.steps import Step
 
 ModelFormat = Literal["safetensors", "torchscript"]
-OutputFormat = Literal["safetensors", "torchscript", "onnx", "pt2", "packed"]
+OutputFormat = Literal["safetensors", "torchscript", "onnx", "pt2", "packed", "executorch"]
 Device = Literal["cpu", "cuda", "auto"]
 DType = Literal["float32", "float16", "bfloat16", "int64", "int32"]
 

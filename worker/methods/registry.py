@@ -29,6 +29,7 @@ _METHOD_MODULES = (
     "worker.methods.tucker",
     "worker.methods.ort_quantize",
     "worker.methods.pt2e",
+    "worker.methods.xnnpack",
     "worker.methods.finetune",
     "worker.methods.distill",
     "worker.methods.qat",

@@ -8,10 +8,10 @@ from pydantic import Field, field_validator, model_validator
 
 from service.domain.steps.base import StepConfig
 
-Runtime = Literal["eager", "inductor", "onnxruntime"]
-RUNTIMES: tuple[str, ...] = ("eager", "inductor", "onnxruntime")
+Runtime = Literal["eager", "inductor", "onnxruntime", "executorch"]
+RUNTIMES: tuple[str, ...] = ("eager", "inductor", "onnxruntime", "executorch")
 # the artifact format each runtime is written as (and measured in)
-RUNTIME_OUTPUT: dict[str, str] = {"eager": "torchscript", "inductor": "pt2", "onnxruntime": "onnx"}
+RUNTIME_OUTPUT: dict[str, str] = {"eager": "torchscript", "inductor": "pt2", "onnxruntime": "onnx", "executorch": "executorch"}
 
 
 class QuantizeConfig(StepConfig):
@@ -20,7 +20,8 @@ class QuantizeConfig(StepConfig):
     runtime: Runtime = Field(
         default="eager",
         description="Where the artifact runs and is measured: 'eager' (TorchScript, torch's own int8 kernels), "
-        "'inductor' (a torch.export .pt2 to load and torch.compile with freezing), 'onnxruntime' (an int8 .onnx). "
+        "'inductor' (a torch.export .pt2 to load and torch.compile with freezing), 'onnxruntime' (an int8 .onnx), "
+        "'executorch' (a .pte for phones: PT2E with the XNNPACK quantizer, XNNPACK delegate, run by the ExecuTorch runtime). "
         "GET /capabilities lists which kinds support which runtime.",
     )
 
