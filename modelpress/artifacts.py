@@ -227,7 +227,10 @@ def _load_int8(model, state: dict, int8: dict):
 
 
 class ExecuTorchProgram:
-    """A ``.pte`` loaded through the ExecuTorch runtime (``executorch.runtime``): call it with a tensor, get a tensor."""
+    """A ``.pte`` loaded through the ExecuTorch runtime (``executorch.runtime``): call it with a tensor, get a tensor.
+
+    A program's buffers are planned for a largest batch (``max_batch``, its input's planned size); a larger
+    input runs in chunks of that size."""
 
     def __init__(self, path: str | Path):
         from executorch.runtime import Runtime
@@ -235,9 +238,14 @@ class ExecuTorchProgram:
         self.path = str(path)
         self.program = Runtime.get().load_program(self.path)
         self.method = self.program.load_method("forward")
+        self.max_batch = int(self.method.metadata.input_tensor_meta(0).sizes()[0])
 
     def __call__(self, x):
-        return self.method.execute([x.contiguous()])[0]
+        if x.dim() == 0 or x.shape[0] <= self.max_batch:
+            return self.method.execute([x.contiguous()])[0]
+        import torch
+
+        return torch.cat([self.method.execute([chunk.contiguous()])[0] for chunk in x.split(self.max_batch)])
 
     def eval(self) -> "ExecuTorchProgram":
         return self

@@ -1,8 +1,9 @@
 """The ``executorch`` output: ``model.pte``, the model lowered to ExecuTorch's XNNPACK delegate.
 
 A float model is exported as it is; after a quantize step with runtime ``executorch`` the PT2E int8
-graph (XNNPACK quantizer) is. The batch dimension is dynamic (up to ``MAX_BATCH``) where the graph allows,
-so every measured batch size runs. The writer runs the written file once through the ExecuTorch runtime
+graph (XNNPACK quantizer) is. The batch dimension is dynamic (up to ``MAX_BATCH``) where the graph allows:
+the trace uses a batch of ``MAX_BATCH`` because ExecuTorch plans some buffers for the traced size (measured:
+traced at 2, LeNet-5's program refused a batch of 32). ``load_executorch`` runs larger inputs in chunks. The writer runs the written file once through the ExecuTorch runtime
 and compares it with the model it came from (the check in ``metrics.artifacts``).
 """
 
@@ -15,9 +16,8 @@ import torch
 from torch import nn
 
 from service.domain.errors import InvalidSpec
-from worker.methods.pt2e import at_least_two
 
-MAX_BATCH = 1024  # XNNPACK plans buffers for the upper bound: keep it moderate
+MAX_BATCH = 256  # the program's buffers are planned for this batch (memory on the device): larger inputs run in chunks
 
 
 def write_executorch(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None) -> dict:
@@ -31,7 +31,7 @@ def write_executorch(model: nn.Module, path: Path, example: torch.Tensor, manife
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
-            program = torch.export.export(model, (at_least_two(example),),
+            program = torch.export.export(model, (example[:1].expand(MAX_BATCH, *example.shape[1:]).contiguous(),),
                                           dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},))
             dynamic = True
         except Exception:  # noqa: BLE001 - a graph that specialised on its batch: one shape only

@@ -65,3 +65,23 @@ def test_int8_through_the_xnnpack_quantizer(digits_mlp_path, eval_npz, tmp_path,
 def test_impossible_executorch_specs_are_422(body, match):
     with pytest.raises(InvalidSpec, match=match):
         parse_spec(json.dumps({"model": MLP, **body}))
+
+
+def test_lenet_pte_runs_every_batch_and_larger_inputs_in_chunks(digits_lenet5_path, tmp_path):
+    from safetensors.torch import load_file
+
+    from worker.architectures import build_model
+    from worker.executorch_export import MAX_BATCH, write_executorch
+
+    model = build_model("lenet5", {})
+    model.load_state_dict(load_file(str(digits_lenet5_path)))
+    model.eval()
+    check = write_executorch(model, tmp_path / "model.pte", torch.zeros(1, 1, 28, 28))
+    assert check["dynamic_batch"] and check["passed"]
+    program = load_executorch(tmp_path / "model.pte")
+    assert program.max_batch == MAX_BATCH
+    _, _, x, _ = digits_28x28(0)
+    x = torch.as_tensor(x).reshape(-1, 1, 28, 28)  # 360 digits: more than one planned batch
+    for batch in (x[:1], x[:32], x):
+        with torch.no_grad():
+            assert torch.allclose(program(batch), model(batch), atol=1e-4)

@@ -121,3 +121,17 @@ def test_invalid_quantize_options_are_422(step, match):
     with pytest.raises(InvalidSpec) as info:
         parse_spec(json.dumps({"model": {"architecture": "mlp", "config": {"sizes": [784, 10]}}, "steps": [step]}))
     assert match in str(info.value.extra) + info.value.detail
+
+
+def test_a_qnnpack_job_is_measured_under_qnnpack_and_says_where(digits_mlp_path, tmp_path):
+    from worker.pipeline import run_pipeline
+
+    spec = parse_spec(json.dumps({"model": {"architecture": "mlp", "config": {"sizes": [784, 300, 100, 10]}},
+                                  "steps": [{"method": "quantize", "kind": "dynamic_int8", "backend": "qnnpack"}]}))
+    before = torch.backends.quantized.engine
+    result = run_pipeline(spec, digits_mlp_path, tmp_path, progress=lambda *a: None, check_cancelled=lambda: None, warmup=1, runs=3,
+                          input_sha256="test")
+    verdict = result.metrics["verdict"]
+    assert verdict["int8_engine"] == "qnnpack"
+    assert any(w.startswith("measured where: qnnpack") for w in verdict["warnings"])
+    assert torch.backends.quantized.engine == before  # restored for the next job
