@@ -43,6 +43,7 @@ RECIPES: dict[str, tuple[list[dict], list[str]]] = {
     "prune 90% + int8 (packed)": ([PRUNE_90, INT8], ["packed"]),
     "prune 80% + finetune + int8 (packed)": ([PRUNE_80, FINETUNE, INT8], ["packed"]),
     "prune 90% + finetune + int8 (packed)": ([PRUNE_90, FINETUNE, INT8], ["packed"]),
+    "int4 weight-only, groups of 32 (torchscript)": ([{"method": "quantize", "kind": "weight_only_int4"}], ["torchscript"]),
 }
 
 

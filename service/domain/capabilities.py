@@ -32,6 +32,7 @@ from service.domain.steps import (
     Sensitivity,
     SVDLowRank,
     Tucker2LowRank,
+    WeightOnlyInt4,
     WeightOnlyInt8,
 )
 
@@ -172,6 +173,15 @@ METHODS: dict[type[StepConfig], MethodCapability] = {
         devices={"cpu": None, "cuda": None},
         quantizes=True,
         runtimes=_eager_only(),
+    ),
+    WeightOnlyInt4: MethodCapability(
+        config=WeightOnlyInt4,
+        formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
+        devices={"cpu": None, "cuda": "this kind runs torch's CPU int4 kernel; use device 'cpu'"},
+        quantizes=True,
+        runtimes=_eager_only(),
+        notes="a real int4 kernel (aten._weight_int4pack_mm_for_cpu) with bfloat16 activations: ~7x smaller Linear weights; "
+        "speed depends on the CPU's bfloat16 support (measured, not assumed)",
     ),
     StaticInt8: MethodCapability(
         config=StaticInt8,

@@ -24,6 +24,7 @@ _METHOD_MODULES = (
     "worker.methods.structured",
     "worker.methods.quantize",
     "worker.methods.casting",
+    "worker.methods.int4",
     "worker.methods.static_int8",
     "worker.methods.lowrank",
     "worker.methods.tucker",

@@ -13,7 +13,7 @@ from service.domain.steps.prune import (
     LnStructuredPrune, MagnitudePrune, MaskPruneConfig, RandomPrune, RandomStructuredPrune, StructuredPrune,
 )
 from service.domain.steps.quantize import (
-    RUNTIME_OUTPUT, RUNTIMES, BFloat16, DynamicInt8, Float16, KMeansQuantize, QuantizeConfig, StaticInt8, WeightOnlyInt8,
+    RUNTIME_OUTPUT, RUNTIMES, BFloat16, DynamicInt8, Float16, KMeansQuantize, QuantizeConfig, StaticInt8, WeightOnlyInt4, WeightOnlyInt8,
 )
 from service.domain.steps.train import Distill, FineTune, QATInt8, Student, TrainingBudget
 
@@ -21,7 +21,7 @@ PruneStep = Annotated[
     Union[MagnitudePrune, RandomPrune, LnStructuredPrune, RandomStructuredPrune, StructuredPrune], Field(discriminator="kind")
 ]
 QuantizeStep = Annotated[
-    Union[DynamicInt8, WeightOnlyInt8, Float16, BFloat16, StaticInt8, QATInt8, KMeansQuantize], Field(discriminator="kind")
+    Union[DynamicInt8, WeightOnlyInt8, WeightOnlyInt4, Float16, BFloat16, StaticInt8, QATInt8, KMeansQuantize], Field(discriminator="kind")
 ]
 LowRankStep = Annotated[Union[SVDLowRank, Tucker2LowRank], Field(discriminator="kind")]
 AnalyzeStep = Annotated[Union[Sensitivity], Field(discriminator="kind")]
@@ -36,6 +36,7 @@ ALL_STEP_TYPES: tuple[type[StepConfig], ...] = (
     StructuredPrune,
     DynamicInt8,
     WeightOnlyInt8,
+    WeightOnlyInt4,
     Float16,
     BFloat16,
     StaticInt8,
@@ -60,6 +61,7 @@ __all__ = [
     "StructuredPrune",
     "DynamicInt8",
     "WeightOnlyInt8",
+    "WeightOnlyInt4",
     "Float16",
     "BFloat16",
     "StaticInt8",

@@ -168,3 +168,16 @@ class KMeansQuantize(StepConfig):
         if bad:
             raise ValueError(f"layer_bits values must be 2..8: {bad}")
         return value
+
+
+class WeightOnlyInt4(QuantizeConfig):
+    """Uniform 4-bit weights (asymmetric, one scale and zero point per ``group_size`` inputs), run by torch's CPU int4
+    kernel (``aten._weight_int4pack_mm_for_cpu``, bfloat16 activations), on Linear layers.
+
+    The kernel needs the outputs a multiple of 16 and the inputs a multiple of ``group_size``: other layers are
+    zero-padded (the padding is stored and multiplied, the outputs sliced). Runtime 'eager' (TorchScript artifact).
+    """
+
+    method: Literal["quantize"] = "quantize"
+    kind: Literal["weight_only_int4"] = "weight_only_int4"
+    group_size: Literal[32, 64, 128, 256] = Field(default=32, description="Inputs sharing one scale and zero point.")
