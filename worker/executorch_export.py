@@ -42,7 +42,7 @@ def write_executorch(model: nn.Module, path: Path, example: torch.Tensor, manife
             dynamic = False
         lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
         delegated = sum(1 for n in lowered.exported_program().graph.nodes if n.op == "call_function" and "executorch_call_delegate" in str(n.target))
-        left = sorted({str(n.target) for n in lowered.exported_program().graph.nodes
+        left = sorted({getattr(n.target, "__name__", str(n.target)) for n in lowered.exported_program().graph.nodes
                        if n.op == "call_function" and "executorch_call_delegate" not in str(n.target) and "getitem" not in str(n.target)})
         path.write_bytes(lowered.to_executorch().buffer)
         expected = model(example)
