@@ -52,7 +52,7 @@ def run(model, steps, context=None):
 
 
 def assert_same_masks(ours, by_hand, param="weight"):
-    for a, b in zip(layers(ours), layers(by_hand)):
+    for a, b in zip(layers(ours), layers(by_hand), strict=True):
         assert torch.equal(getattr(a, param) == 0, getattr(b, f"{param}_mask") == 0)
         assert torch.equal(getattr(a, param), getattr(b, param))
 
@@ -83,7 +83,7 @@ def test_of_all_makes_the_amount_the_total_fraction(mlp):
     prune.global_unstructured([(m, "weight") for m in layers(by_hand)], pruning_method=prune.L1Unstructured, amount=0.7)
     assert_same_masks(ours, by_hand)
     again, _ = run(ours, [MagnitudePrune(amount=0.5, of="all")])
-    assert all(torch.equal(a.weight, b.weight) for a, b in zip(layers(again), layers(ours)))  # nothing to add
+    assert all(torch.equal(a.weight, b.weight) for a, b in zip(layers(again), layers(ours), strict=True))  # nothing to add
     assert "70.0%" in context.notes[-1]
 
 
@@ -165,7 +165,7 @@ def test_finetune_keeps_pruned_biases_zero(mlp):
     pruned, _ = run(mlp, [MagnitudePrune(amount=0.5, parameters=["weight", "bias"])], context)
     zero_bias = [m.bias == 0 for m in layers(pruned)]
     tuned = apply_step(pruned, FineTune(epochs=1), context)
-    assert all(torch.equal(m.bias == 0, z) for m, z in zip(layers(tuned), zero_bias))
+    assert all(torch.equal(m.bias == 0, z) for m, z in zip(layers(tuned), zero_bias, strict=True))
 
 
 def test_pruning_a_missing_bias_is_an_error():

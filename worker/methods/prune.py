@@ -76,7 +76,7 @@ def _run(model: nn.Module, step, ctx: StepContext, prune_one, *, dim: int | None
         amount = _amount(step, sum(c[0] for c in counts), sum(c[1] for c in counts))
         torch_prune.global_unstructured([(m, p) for _, m, p in entries], pruning_method=global_method, amount=amount)
     else:
-        for name, module, param in entries:
+        for _name, module, param in entries:
             units, pruned = _units(mask_state.mask_of(module, param), dim if param == "weight" else 0 if dim is not None else None)
             prune_one(module, param, _amount(step, units, pruned), dim if param == "weight" else 0)
     for name, module, param in entries:
