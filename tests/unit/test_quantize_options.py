@@ -81,6 +81,10 @@ def test_static_qnnpack_defaults_match_torchs_qnnpack_mapping(lenet, digits):
     with quantized_engine("qnnpack"):
         by_hand = by_hand_static(lenet, tq.get_default_qconfig_mapping("qnnpack"), x, x[:1])
     same_outputs(ours, by_hand, digits[2][:64].reshape(-1, 1, 28, 28), "qnnpack")
+    test = digits[2].reshape(-1, 1, 28, 28)
+    with quantized_engine("qnnpack"), torch.no_grad():
+        agreement = float((ours(test).argmax(1) == lenet(test).argmax(1)).float().mean())
+    assert agreement >= 0.97, agreement  # the qnnpack int8 artifact against fp32 on the 360 held-out digits
 
 
 def test_static_explicit_fuse_observer_and_granularity_match_by_hand(lenet, digits):
