@@ -3,6 +3,6 @@ safetensors file and the architecture manifest in its metadata, a packed file fr
 No pickle involved. The implementation lives in ``modelpress_torch.artifacts``, shared with the workers."""
 
 from modelpress_core.manifest import MANIFEST_KEY, MANIFEST_SCHEMA, read_manifest
-from modelpress_torch.artifacts import load_packed, load_pruned, manifest_of, rebuild
+from modelpress_torch.artifacts import load_executorch, load_packed, load_pruned, manifest_of, rebuild
 
-__all__ = ["MANIFEST_KEY", "MANIFEST_SCHEMA", "load_packed", "load_pruned", "manifest_of", "read_manifest", "rebuild"]
+__all__ = ["MANIFEST_KEY", "MANIFEST_SCHEMA", "load_executorch", "load_packed", "load_pruned", "manifest_of", "read_manifest", "rebuild"]

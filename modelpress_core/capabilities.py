@@ -19,15 +19,20 @@ from modelpress_core.steps import (
     Float16,
     RUNTIME_OUTPUT,
     KMeansQuantize,
+    LnStructuredPrune,
     MagnitudePrune,
+    MaskPruneConfig,
     QuantizeConfig,
     QATInt8,
     RandomPrune,
+    RandomStructuredPrune,
     StaticInt8,
     StepConfig,
     StructuredPrune,
     Sensitivity,
     SVDLowRank,
+    Tucker2LowRank,
+    WeightOnlyInt4,
     WeightOnlyInt8,
 )
 
@@ -47,7 +52,12 @@ OUTPUT_FORMATS: dict[str, str] = {
     "after int8 quantization only with runtime 'onnxruntime' (then an int8 QDQ / integer-op file made by ONNX Runtime)",
     "packed": "model.mpk, the packed transport format (docs/packed-format.md): sparse weights with relative indexes, "
     "k-means codebooks, zstd; a storage format: unpack with `modelpress unpack` or modelpress_torch.artifacts.load_packed "
-    "(latency is measured on the unpacked model); architecture uploads only, not after int8/fp16/bf16",
+    "(latency is measured on the unpacked model); architecture uploads only. After quantize:dynamic_int8 (runtime eager) "
+    "it stores the sparse int8 layout (int8 codes, pruned zeros not stored, per-channel scales) and loads back as the same "
+    "dynamic int8 model: the output that makes pruning shrink an int8 file; not after static/QAT int8, fp16 or bf16",
+    "executorch": "model.pte for ExecuTorch (phones, microcontrollers): the float model lowered to the XNNPACK delegate, or, "
+    "after a quantize step with runtime 'executorch', its PT2E int8 graph (XNNPACK quantizer); measured through the "
+    "ExecuTorch runtime on the worker; architecture uploads only; load with modelpress_torch.artifacts.load_executorch (docs/edge.md)",
     "pt2": "a torch.export ExportedProgram (.pt2) of a PT2E int8 graph, for quantize runtime 'inductor' only: "
     "load with torch.export.load and torch.compile with inductor freezing (README, Loading artifacts)",
 }
@@ -55,6 +65,7 @@ RUNTIMES_DOC: dict[str, str] = {
     "eager": "torch eager int8 kernels (fbgemm/onednn); artifact: TorchScript",
     "inductor": "torch.compile (inductor, freezing on) of a PT2E int8 graph; artifact: .pt2 ExportedProgram",
     "onnxruntime": "ONNX Runtime CPU execution provider; artifact: int8 .onnx",
+    "executorch": "the ExecuTorch runtime with the XNNPACK delegate (what phones run), on the worker's CPU; artifact: .pte",
 }
 DEVICES: dict[str, str] = {
     "cpu": "queue cpu",
@@ -75,7 +86,7 @@ DATA_FORMATS: dict[str, str] = {
     "safetensors": "tensors 'inputs' and optional 'labels'",
 }
 OUTPUTS_BY_FORMAT: dict[str, tuple[str, ...]] = {
-    "safetensors": ("safetensors", "torchscript", "onnx", "pt2", "packed"),
+    "safetensors": ("safetensors", "torchscript", "onnx", "pt2", "packed", "executorch"),
     "torchscript": ("torchscript", "onnx"),
 }
 
@@ -96,18 +107,33 @@ class MethodCapability:
 
 _NEEDS_GRAPH = "needs the model's Python module graph; upload a safetensors state_dict with an architecture instead"
 _NEEDS_MODULES = "replaces modules, which a ScriptModule cannot; upload a safetensors state_dict with an architecture instead"
+_NEEDS_HOOKS = "needs torch.nn.utils.prune's nn.Module hooks, which a ScriptModule lacks; use prune:magnitude on TorchScript"
 _EAGER_ONLY = "this kind has no {runtime} path; use runtime 'eager'"
 
 
 def _eager_only() -> dict[str, str | None]:
-    return {"eager": None, "inductor": _EAGER_ONLY.format(runtime="inductor"), "onnxruntime": _EAGER_ONLY.format(runtime="onnxruntime")}
+    return {"eager": None, **{r: _EAGER_ONLY.format(runtime=r) for r in ("inductor", "onnxruntime", "executorch")}}
 
 METHODS: dict[type[StepConfig], MethodCapability] = {
     MagnitudePrune: MethodCapability(
         config=MagnitudePrune,
         formats={"safetensors": None, "torchscript": None},
         devices={"cpu": None, "cuda": None},
-        notes="on TorchScript, acts on the parameters named '<module>.weight' with 2+ dimensions",
+        notes="torch.nn.utils.prune l1_unstructured / global_unstructured; repeated steps prune a fraction of what remains "
+        "(of: remaining, as torch); on TorchScript, acts on the parameters named '<module>.weight' with 2+ dimensions "
+        "(no bias, no permanent: false)",
+    ),
+    LnStructuredPrune: MethodCapability(
+        config=LnStructuredPrune,
+        formats={"safetensors": None, "torchscript": _NEEDS_HOOKS},
+        devices={"cpu": None, "cuda": None},
+        notes="torch.nn.utils.prune.ln_structured: zeroes channels (shapes kept); prune:structured removes them",
+    ),
+    RandomStructuredPrune: MethodCapability(
+        config=RandomStructuredPrune,
+        formats={"safetensors": None, "torchscript": _NEEDS_HOOKS},
+        devices={"cpu": None, "cuda": None},
+        notes="torch.nn.utils.prune.random_structured, seeded by the job's seed",
     ),
     DynamicInt8: MethodCapability(
         config=DynamicInt8,
@@ -121,16 +147,18 @@ METHODS: dict[type[StepConfig], MethodCapability] = {
         runtimes={
             "eager": None,
             "onnxruntime": None,
+            "executorch": None,
             "inductor": "no fast dynamic int8 path in inductor on x86 without VNNI (torchao's int8 dynamic config "
             "falls back to aten._int_mm, measured 2-17x slower than fp32, bench/results/quant_baselines.md); "
             "use runtime 'eager' or 'onnxruntime', or static_int8 with runtime 'inductor'",
         },
-        notes="eager: torch.ao quantize_dynamic -> TorchScript; onnxruntime: ONNX Runtime dynamic quantization "
+        notes="eager: torch.ao quantize_dynamic -> TorchScript; executorch: PT2E + XNNPACKQuantizer (dynamic, per-channel) -> "
+        ".pte; onnxruntime: ONNX Runtime dynamic quantization "
         "(MatMul/Gemm, int8 weights) -> .onnx",
     ),
     RandomPrune: MethodCapability(
         config=RandomPrune,
-        formats={"safetensors": None, "torchscript": "random pruning needs nn.Module hooks; use prune:magnitude on TorchScript"},
+        formats={"safetensors": None, "torchscript": _NEEDS_HOOKS},
         devices={"cpu": None, "cuda": None},
     ),
     StructuredPrune: MethodCapability(
@@ -146,16 +174,25 @@ METHODS: dict[type[StepConfig], MethodCapability] = {
         quantizes=True,
         runtimes=_eager_only(),
     ),
+    WeightOnlyInt4: MethodCapability(
+        config=WeightOnlyInt4,
+        formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
+        devices={"cpu": None, "cuda": "this kind runs torch's CPU int4 kernel; use device 'cpu'"},
+        quantizes=True,
+        runtimes=_eager_only(),
+        notes="a real int4 kernel (aten._weight_int4pack_mm_for_cpu) with bfloat16 activations: ~7x smaller Linear weights; "
+        "speed depends on the CPU's bfloat16 support (measured, not assumed)",
+    ),
     StaticInt8: MethodCapability(
         config=StaticInt8,
         formats={"safetensors": None, "torchscript": _NEEDS_GRAPH},
         devices={"cpu": None, "cuda": "static int8 runs on CPU int8 kernels only; use device 'cpu'"},
         data=("calibration",),
         quantizes=True,
-        runtimes={"eager": None, "inductor": None, "onnxruntime": None},
+        runtimes={"eager": None, "inductor": None, "onnxruntime": None, "executorch": None},
         notes="calibrates on the calibration part when given, else on synthetic inputs (stated in the metrics); "
         "eager: FX graph mode -> TorchScript; inductor: PT2E + X86InductorQuantizer -> .pt2; "
-        "onnxruntime: static QDQ -> .onnx",
+        "onnxruntime: static QDQ -> .onnx; executorch: PT2E + XNNPACKQuantizer (static, per-channel) -> .pte",
     ),
     Float16: MethodCapability(
         config=Float16,
@@ -185,6 +222,15 @@ METHODS: dict[type[StepConfig], MethodCapability] = {
         config=SVDLowRank,
         formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
         devices={"cpu": None, "cuda": None},
+        notes="Linear and 1x1 Conv2d (k x k convolutions: lowrank:tucker2); a spec whose targeting matches no such layer, or "
+        "whose rank shrinks none, is a 422 at submit (checked against the architecture by a worker)",
+    ),
+    Tucker2LowRank: MethodCapability(
+        config=Tucker2LowRank,
+        formats={"safetensors": None, "torchscript": _NEEDS_MODULES},
+        devices={"cpu": None, "cuda": None},
+        notes="k x k Conv2d with groups 1 -> 1x1, k x k core, 1x1; a spec whose targeting matches no such convolution, or whose "
+        "rank shrinks none, is a 422 at submit; with energy, the ranks depend on the weights (known when the job runs)",
     ),
     FineTune: MethodCapability(
         config=FineTune,
@@ -252,6 +298,7 @@ def problems_for(model_format: str, device: str, steps: list[StepConfig], output
             elif step.runtime != "eager" and (step.include or step.exclude or step.op_types):
                 problems.append(Problem(f"steps.{i}.runtime", f"{step.label} with runtime {step.runtime!r} quantizes the whole "
                                         "graph; include/exclude/op_types need runtime 'eager'"))
+    problems.extend(mask_problems(model_format, steps, outputs))
     allowed = OUTPUTS_BY_FORMAT[model_format]
     for i, out in enumerate(outputs):
         if out not in allowed:
@@ -270,12 +317,42 @@ def problems_for(model_format: str, device: str, steps: list[StepConfig], output
                                 "or 'safetensors'"))
     if quantized and "safetensors" in outputs:
         problems.append(Problem("outputs", "'safetensors' holds a plain float32 state_dict and cannot carry a quantized or cast model; ask for 'torchscript'"))
+    if quantized and "executorch" in outputs:
+        problems.append(Problem("outputs", "'executorch' after eager quantization is not offered (torch.ao's eager int8 modules do not "
+                                "lower to ExecuTorch); quantize with runtime 'executorch' (XNNPACK quantizer) for an int8 .pte"))
     if quantized and "onnx" in outputs:
         problems.append(Problem("outputs", "'onnx' after eager quantization is not offered (torch's ONNX exporter has no mapping for its int8 ops, e.g. quantized::linear_dynamic); "
                                 "ask for 'torchscript', or quantize with runtime 'onnxruntime' for an int8 .onnx"))
-    if any(METHODS[type(s)].quantizes for s in steps) and "packed" in outputs:
-        problems.append(Problem("outputs", "'packed' stores plain float tensors (codebooks of float values) and cannot carry an int8 or "
-                                "half-precision model; use quantize:kmeans for packed weights, or ask for 'torchscript'"))
+    if "packed" in outputs and any(METHODS[type(s)].quantizes and not isinstance(s, DynamicInt8) for s in steps):
+        problems.append(Problem("outputs", "'packed' stores float tensors (codebooks of float values) or a dynamic int8 model "
+                                "(quantize:dynamic_int8: its sparse int8 layout); it cannot carry a static/QAT int8 or half-precision "
+                                "model; use quantize:kmeans or dynamic_int8 for packed weights, or ask for 'torchscript'"))
+    return problems
+
+
+# the steps that may follow a prune step with permanent: false (its masks stay valid: same shapes, float weights)
+KEEPS_MASKS = (MaskPruneConfig, FineTune)
+
+
+def mask_problems(model_format: str, steps: list[StepConfig], outputs: list[str]) -> list[Problem]:
+    """What ``permanent: false`` and ``parameters`` need: module hooks, a float model of the same shapes, a safetensors artifact."""
+    problems: list[Problem] = []
+    for i, step in enumerate(steps):
+        if not isinstance(step, MaskPruneConfig):
+            continue
+        if model_format == "torchscript" and (not step.permanent or step.parameters != ["weight"]):
+            problems.append(Problem(f"steps.{i}", f"{step.label} on torchscript: 'permanent: false' and pruning 'bias' need "
+                                    "torch.nn.utils.prune's module hooks; upload a safetensors state_dict with an architecture"))
+        if step.permanent:
+            continue
+        later = next((j for j in range(i + 1, len(steps)) if not isinstance(steps[j], KEEPS_MASKS)), None)
+        if later is not None:
+            problems.append(Problem(f"steps.{i}.permanent", f"{step.label} with permanent: false keeps masks over the model's weights; "
+                                    f"steps[{later}] ({steps[later].label}) changes them (shapes or number format): only prune "
+                                    "and finetune steps may follow, or make the pruning permanent"))
+        if outputs and "safetensors" not in outputs:
+            problems.append(Problem(f"steps.{i}.permanent", f"{step.label} with permanent: false keeps its masks in the 'safetensors' "
+                                    "artifact (<name>_orig, <name>_mask): add 'safetensors' to outputs"))
     return problems
 
 

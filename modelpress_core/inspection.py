@@ -18,16 +18,19 @@ from modelpress_core.storage import keys
 
 
 def inspect_state_dict(
-    client: redis.Redis, architecture: str, config: dict[str, Any], shapes: dict[str, list[int]] | None, timeout_s: float
+    client: redis.Redis, architecture: str, config: dict[str, Any], shapes: dict[str, list[int]] | None, timeout_s: float,
+    steps: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
     """Return the worker's report ``{ok, error?, missing, unexpected, mismatched, suggestions}`` or None.
 
     With ``shapes`` None only the architecture name and config are checked (a distillation student).
+    With ``steps`` (the spec's steps as JSON) the worker also says which cannot apply to the architecture
+    (``error_type`` "steps", ``errors`` one per step).
     """
     if timeout_s <= 0 or not client.keys(keys.worker_heartbeat_pattern()):
         return None
     request_id = secrets.token_hex(8)
-    request = {"id": request_id, "architecture": architecture, "config": config, "shapes": shapes}
+    request = {"id": request_id, "architecture": architecture, "config": config, "shapes": shapes, "steps": steps}
     client.rpush(keys.inspect_requests(), json.dumps(request))
     client.expire(keys.inspect_requests(), 60)
     reply = client.blpop([keys.inspect_reply(request_id)], timeout=timeout_s)

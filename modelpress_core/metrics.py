@@ -150,6 +150,10 @@ class TrainingRecord(_Open):
     epoch_loss: list[float] = Field(description="mean training loss of each epoch run (the last may be partial)")
     seconds: float = Field(ge=0)
     stopped_early: str | None = Field(default=None, description="why training stopped before its epochs, or null")
+    schedule: str | None = Field(default=None, description="learning-rate schedule: constant, or cosine (annealed to 0 per batch)")
+    student: str | None = Field(default=None, description="distill: the student, in words (architecture and config, or pruned copy)")
+    temperature: float | None = Field(default=None, description="distill: the softmax temperature of the soft targets")
+    alpha: float | None = Field(default=None, description="distill: the weight of the soft loss as applied (1.0 without labels)")
 
 
 class ArtifactSize(_Open):

@@ -15,12 +15,12 @@ from modelpress_core.goal import Goal
 from modelpress_core.steps import Step
 
 ModelFormat = Literal["safetensors", "torchscript"]
-OutputFormat = Literal["safetensors", "torchscript", "onnx", "pt2", "packed"]
+OutputFormat = Literal["safetensors", "torchscript", "onnx", "pt2", "packed", "executorch"]
 Device = Literal["cpu", "cuda", "auto"]
 DType = Literal["float32", "float16", "bfloat16", "int64", "int32"]
 
 
-CPU_ONLY_KINDS = frozenset({"quantize:dynamic_int8", "quantize:static_int8", "quantize:qat"})
+CPU_ONLY_KINDS = frozenset({"quantize:dynamic_int8", "quantize:static_int8", "quantize:qat", "quantize:weight_only_int4"})
 FLOAT_KINDS = frozenset({"quantize:kmeans"})  # quantize kinds whose model stays plain float (weight sharing)
 
 

@@ -315,7 +315,8 @@ def render_report(job: dict[str, Any], metrics: dict[str, Any], links: dict[str,
     if metrics.get("training"):
         sections += ["<h2>Training</h2>", _table(
             ("step", "objective", "samples", "epochs", "loss per epoch", "seconds", "stopped early"),
-            [(escape(t["step"]), escape(t["objective"]), _num(t["samples"]), f"{t['epochs_completed']} / {t['epochs']}",
+            [(escape(t["step"]), escape(t["objective"] + (f"; student {t['student']}" if t.get("student") else "")
+                                         + (f"; lr schedule {t['schedule']}" if t.get("schedule") else "")), _num(t["samples"]), f"{t['epochs_completed']} / {t['epochs']}",
               escape(", ".join(f"{x:.4f}" for x in t["epoch_loss"])), f"{t['seconds']:.2f}", escape(t.get("stopped_early") or "no"))
              for t in metrics["training"]],
         )]

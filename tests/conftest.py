@@ -33,6 +33,28 @@ def digits_mlp_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def digits_lenet5_path() -> Path:
+    """lenet5 trained on scikit-learn's real digits (28x28, 8 epochs); cached across runs."""
+    import torch
+    from safetensors.torch import save_file
+
+    from modelpress.datasets import digits_28x28
+    from modelpress.examples import fit_classifier
+    from modelpress_torch.architectures import build_model
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / "digits_lenet5_seed0.safetensors"
+    if not path.exists():
+        torch.manual_seed(0)
+        x_train, y_train, _, _ = digits_28x28(0)
+        model = fit_classifier(build_model("lenet5", {}), x_train.reshape(-1, 1, 28, 28), y_train, epochs=8, seed=0)
+        tmp = path.with_suffix(".tmp")
+        save_file(model.state_dict(), str(tmp))
+        tmp.replace(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def digits_test_set():
     from modelpress.datasets import digits_28x28
 

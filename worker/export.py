@@ -13,18 +13,22 @@ from safetensors.torch import save_file
 from torch import nn
 
 from modelpress_core import packed
-from modelpress_torch.artifacts import MANIFEST_KEY, load_packed, load_pruned, read_manifest
+from modelpress_torch.artifacts import MANIFEST_KEY, load_executorch, load_packed, load_pruned, read_manifest
+from worker.executorch_export import write_executorch
 from worker.onnx_export import load_onnx, write_onnx
+from worker.packed_int8 import is_dynamic_int8, quantized_arrays
 
 ARTIFACT_NAMES = {"safetensors": "model.safetensors", "torchscript": "model.torchscript.pt", "onnx": "model.onnx", "pt2": "model.pt2",
-                  "packed": "model.mpk"}
+                  "packed": "model.mpk", "executorch": "model.pte"}
 MEDIA_TYPES = {"safetensors": "application/vnd.safetensors", "torchscript": "application/zip", "onnx": "application/onnx",
-               "pt2": "application/zip", "packed": packed.MEDIA_TYPE}
+               "pt2": "application/zip", "packed": packed.MEDIA_TYPE, "executorch": "application/vnd.pytorch.executorch"}
 
 
-def write_safetensors(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None) -> None:
-    """A plain state_dict; with ``manifest`` (the layer shapes, see ``modelpress_torch.artifacts``) in its metadata."""
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+def write_safetensors(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None,
+                      state: dict[str, torch.Tensor] | None = None) -> None:
+    """A plain state_dict (or ``state``: one with pruning masks); with ``manifest`` (the layer shapes, see
+    ``modelpress_torch.artifacts``) in its metadata."""
+    state = {k: v.detach().contiguous().cpu() for k, v in (model.state_dict() if state is None else state).items()}
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor) or v.is_quantized]
     if bad:
         raise ValueError(f"safetensors cannot hold quantized tensors ({bad[:3]}); ask for torchscript")
@@ -104,8 +108,15 @@ def state_arrays(model: nn.Module) -> tuple[dict[str, "np.ndarray"], dict[str, s
 
 
 def write_packed(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None) -> dict:
-    """The packed transport format (docs/packed-format.md), then a bit-exact round-trip check of what was written."""
-    arrays, dtypes = state_arrays(model)
+    """The packed transport format (docs/packed-format.md), then a bit-exact round-trip check of what was written.
+
+    A dynamic-int8 model is stored in the sparse int8 layout (``worker.packed_int8``): int8 codes, scales, zero points."""
+    if is_dynamic_int8(model):
+        arrays, int8 = quantized_arrays(model)
+        dtypes: dict[str, str] = {}
+        manifest = {**(manifest or {}), "int8": int8}
+    else:
+        arrays, dtypes = state_arrays(model)
     summary = packed.pack(arrays, path, manifest=manifest, dtypes=dtypes)
     _, back = packed.read_raw(path)
     mismatched = [n for n, a in arrays.items() if n not in back or back[n][1].tobytes() != np.ascontiguousarray(a).tobytes()]
@@ -116,7 +127,7 @@ def write_packed(model: nn.Module, path: Path, example: torch.Tensor, manifest: 
         encodings[t["encoding"]] = encodings.get(t["encoding"], 0) + 1
     shared = {n: t["codebook_size"] for n, t in summary["tensors"].items() if "codebook_size" in t}
     return {"round_trip": "bit-exact", "passed": True, "encodings": encodings, "codebook_sizes": shared,
-            "header_bytes": summary["header_bytes"]}
+            "header_bytes": summary["header_bytes"], **({"layout": "sparse int8 (dynamic)"} if "int8" in (manifest or {}) else {})}
 
 
 # A writer returns None, or the check it ran on what it wrote (recorded in metrics.artifacts[name].check).
@@ -126,6 +137,7 @@ WRITERS: dict[str, Callable[..., dict | None]] = {
     "onnx": write_onnx,
     "pt2": write_exported_program,
     "packed": write_packed,
+    "executorch": write_executorch,
 }
 
 
@@ -139,8 +151,11 @@ def load_for_measurement(fmt: str, path: Path, rebuild: Callable[[], nn.Module])
         return load_onnx(path), "onnxruntime"
     if fmt == "pt2":
         return CompiledProgram(path), "inductor"
-    if fmt == "packed":  # a storage format: measured unpacked, as the eager model it rebuilds
-        return load_packed(path, skeleton=rebuild()), "eager"
+    if fmt == "executorch":
+        return load_executorch(path), "executorch"
+    if fmt == "packed":  # a storage format: measured unpacked, as the eager model it rebuilds (int8: scripted, see load_packed)
+        model = load_packed(path, skeleton=rebuild())
+        return model, "torchscript" if isinstance(model, torch.jit.ScriptModule) else "eager"
     if fmt == "safetensors":
         from safetensors.torch import load_file
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.applicability import step_problems
 from modelpress_torch.architectures import InvalidArchitectureConfig, UnknownArchitecture, get_architecture, list_architectures
 from modelpress_torch.architectures.matching import compare_shapes, expected_shapes, suggest_architectures
 
@@ -21,6 +22,12 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     if shapes is None:  # only the name and config were asked about (e.g. a distillation student)
         return {"ok": True}
     match = compare_shapes(expected, shapes)
+    steps = request.get("steps")
+    if match.ok and steps:
+        problems = step_problems(lambda: arch.build(config), steps)
+        if problems:
+            return {"ok": False, "error_type": "steps", "error": "; ".join(f"{p['loc']}: {p['msg']}" for p in problems),
+                    "errors": problems}
     report = {
         "ok": match.ok,
         "missing": match.missing[:10],

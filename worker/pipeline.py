@@ -22,6 +22,8 @@ from modelpress_torch.architectures import build_model
 from worker.data import Dataset, load_data
 from worker.loading import example_input, input_dtype, load_model
 from worker.methods import StepContext, apply_step
+from worker.methods.masks import masked_state_dict
+from worker.packed_int8 import is_dynamic_int8
 
 FIDELITY_SAMPLES = 64
 FIDELITY_MAX_CALIBRATION = 1024
@@ -115,16 +117,46 @@ def write_outputs(prepared: Prepared, compressed: nn.Module, formats: list[str],
     for fmt in formats:
         name = export.ARTIFACT_NAMES[fmt]
         path = workdir / name
-        check = export.WRITERS[fmt](compressed, path, prepared.example, manifest)
+        if fmt == "safetensors" and ctx.masks:  # prune steps with permanent: false: torch's <name>_orig / <name>_mask
+            export.write_safetensors(compressed, path, prepared.example, {**manifest, "masks": sorted(ctx.masks)},
+                                     state=masked_state_dict(compressed, ctx.masks))
+            check = None
+        else:
+            check = export.WRITERS[fmt](compressed, path, prepared.example, manifest)
         if check is not None:
             checks[name] = check
         outputs.append(Output(name=name, format=fmt, path=path, media_type=export.MEDIA_TYPES[fmt]))
     return outputs, checks
 
 
+def int8_backend(spec: JobSpec) -> str | None:
+    """The quantized engine the spec's eager int8 step chose (``backend``), or None."""
+    return next((s.backend for s in spec.steps if getattr(s, "backend", None) and getattr(s, "runtime", "eager") == "eager"), None)
+
+
 def measure(prepared: Prepared, compressed: nn.Module, outputs: list[Output], ctx: StepContext, *, warmup: int, runs: int,
             check_cancelled: Callable[[], None], progress: Progress = lambda *a: None) -> dict:
-    """Before/after size, MACs, memory, latency, fidelity, accuracy and the verdict, measured on the first written artifact."""
+    """Before/after size, MACs, memory, latency, fidelity, accuracy and the verdict, measured on the first written artifact
+    (int8 artifacts under the quantized engine their step chose, the one a user sets before loading them)."""
+    backend = int8_backend(prepared.spec)
+    if backend is None:
+        return _measure(prepared, compressed, outputs, ctx, warmup=warmup, runs=runs, check_cancelled=check_cancelled, progress=progress)
+    from worker.methods.qconfigs import quantized_engine
+
+    with quantized_engine(backend):
+        measured = _measure(prepared, compressed, outputs, ctx, warmup=warmup, runs=runs, check_cancelled=check_cancelled,
+                            progress=progress)
+    measured["verdict"]["int8_engine"] = backend
+    if backend == "qnnpack" and not platform.machine().lower().startswith(("arm", "aarch")):
+        measured["verdict"]["warnings"].append(
+            f"measured where: qnnpack (the ARM engine) ran on this worker's {platform.machine()} CPU "
+            f"({evaluate.cpu_info()['model']}), not on an ARM phone; load the artifact there with "
+            "torch.backends.quantized.engine = 'qnnpack' (docs/edge.md); its speed on the phone is not measured here")
+    return measured
+
+
+def _measure(prepared: Prepared, compressed: nn.Module, outputs: list[Output], ctx: StepContext, *, warmup: int, runs: int,
+             check_cancelled: Callable[[], None], progress: Progress = lambda *a: None) -> dict:
     spec, original, device, model_path, datasets = prepared.spec, prepared.original, prepared.device, prepared.model_path, prepared.datasets
     skeleton = skeleton_of(ctx)
     torch.set_num_threads(spec.evaluate.threads)
@@ -205,7 +237,8 @@ def measure(prepared: Prepared, compressed: nn.Module, outputs: list[Output], ct
     verdict = {"artifact": primary.name,
                **make_verdict(before, after, runtime, simulated=simulated, fidelity=fidelity, quality=quality)}
     verdict["warnings"].extend(ctx.warnings)
-    if primary.format == "packed":
+    verdict["warnings"].extend(sparsity_warnings(spec, after, primary.format, runtime))
+    if primary.format == "packed" and not is_dynamic_int8(compressed):
         verdict["warnings"].append(
             "not faster: packed is a storage/transport format; its size is the file's, its latency is the unpacked "
             "dense float model's (eager), the same compute as the original's"
@@ -322,6 +355,26 @@ NOISE = 0.05  # speed differences under 5% are reported as "no real change"
 
 ACCURACY_DROP_WARNING = 0.01  # a top-1 drop above one point earns a warning
 COSINE_WARNING = 0.99
+
+
+SPARSITY_WORTH_STORING = 0.3  # from this share of zero weights on, a sparse layout is clearly smaller (measured: docs/recipes.md)
+DENSE_FORMATS = ("torchscript", "onnx", "pt2", "safetensors")
+
+
+def sparsity_warnings(spec: JobSpec, after: dict, fmt: str, runtime: str) -> list[str]:
+    """Pruning that the artifact's bytes do not show: the zeros are stored like any other weight. Names the output that shrinks."""
+    sparsity = after.get("sparsity") or 0.0
+    if sparsity < SPARSITY_WORTH_STORING or fmt not in DENSE_FORMATS:
+        return []
+    kinds = {s.label for s in spec.steps}
+    if "quantize:dynamic_int8" in kinds and runtime in ("torchscript", "eager"):
+        better = "ask for outputs ['packed', ...]: its sparse int8 layout stores only the nonzero int8 weights (same kernels)"
+    elif any(s.method == "quantize" and s.label != "quantize:kmeans" for s in spec.steps):
+        better = "no sparse layout exists for this quantized format: quantize:dynamic_int8 with outputs ['packed'] stores the sparsity"
+    else:
+        better = "ask for outputs ['packed', ...]: it stores only the nonzero weights (and quantize:kmeans shares their values)"
+    return [f"pruning did not shrink the file: {sparsity:.0%} of the weights are zero, but {fmt} stores them like any other "
+            f"weight ({after['file_bytes']} bytes); {better}"]
 
 
 def simulated_reasons(spec: JobSpec, measure_on: torch.device, cpu_flags: dict) -> list[str]:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from modelpress_core.bounds import check_config
 from modelpress_core.steps.base import StepConfig
+from modelpress_core.steps.quantize import GraphInt8Options
 
 
 class TrainingBudget(StepConfig):
@@ -96,6 +97,26 @@ class Distill(TrainingBudget):
     )
     synthetic_samples: int = Field(default=2048, ge=1, le=1_000_000, description="Inputs to synthesize when no train part is given.")
     epochs: int = Field(default=10, ge=1, le=1000, description="Passes over the training data.")
+    schedule: Literal["cosine", "constant"] | None = Field(
+        default=None, description="Learning-rate schedule: cosine (annealed to 0 over the epochs, per batch) or constant; default "
+        "cosine for an architecture student (bench/results/distill.md), constant for a pruned copy (as before: not re-measured).",
+    )
+    lr: float | None = Field(  # type: ignore[assignment]
+        default=None, gt=0.0, le=10.0, description="Adam learning rate; default 1e-2 for an architecture student (fresh weights), "
+        "1e-3 for a pruned copy of the teacher (already trained). Chosen on a validation split: bench/distill_validation.py.",
+    )
+
+    @property
+    def lr_schedule(self) -> str:
+        if self.schedule is not None:
+            return self.schedule
+        return "cosine" if self.student.architecture is not None else "constant"
+
+    @property
+    def learning_rate(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return 1e-2 if self.student.architecture is not None else 1e-3
 
     @model_validator(mode="after")
     def _no_targeting(self) -> "Distill":
@@ -108,16 +129,20 @@ class Distill(TrainingBudget):
         return "distill"
 
 
-class QATInt8(TrainingBudget):
+class QATInt8(TrainingBudget, GraphInt8Options):
     """Quantization-aware training: fake-quantized fine-tuning on the ``train`` part, then a real int8 model.
 
-    FX graph mode (x86 QAT qconfig, Linear/Conv/BN/ReLU fused), the same conversion and TorchScript
-    artifact as ``static_int8``: the result runs fbgemm/onednn int8 kernels on CPU. Observers are
+    FX graph mode (the backend's QAT qconfig, Linear/Conv/BN/ReLU fused), the same conversion and TorchScript
+    artifact as ``static_int8``: the result runs the backend's int8 kernels on CPU. Observers are
     frozen for the last epoch. Whole graph only (no targeting). Needs ``train`` with ``labels``.
     """
 
     method: Literal["quantize"] = "quantize"
     kind: Literal["qat"] = "qat"
+    bits: Literal[8, 4] = Field(
+        default=8, description="Weight bits of the fake quantization: 8, or 4 (weights trained on a 4-bit grid [-8, 7]; stored "
+        "and run as int8, since eager torch has no 4-bit kernel: the verdict says so)."
+    )
     lr: float = Field(default=1e-4, gt=0.0, le=10.0, description="Adam learning rate (small: the model is already trained).")
     epochs: int = Field(default=2, ge=1, le=1000, description="Passes over the training data.")
 

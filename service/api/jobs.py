@@ -288,12 +288,15 @@ def _check_model_fits(header: intake.SafetensorsHeader | None, spec: JobSpec, se
             errors=[{"loc": "model.architecture", "msg": "unknown architecture", "type": "unknown"}],
         )
     report = inspect_state_dict(
-        redis_client, spec.model.architecture, spec.model.config, header.shapes(), settings.inspect_timeout_s
+        redis_client, spec.model.architecture, spec.model.config, header.shapes(), settings.inspect_timeout_s,
+        steps=[s.model_dump(mode="json") for s in spec.steps],
     )
     if report is None or report.get("ok") is not False:
         return
     if report.get("error_type") == "config":
         raise InvalidSpec(f"model.config: {report['error']}", errors=report.get("errors", []))
+    if report.get("error_type") == "steps":  # a step that cannot apply to this architecture (worker.applicability)
+        raise InvalidSpec(report["error"], errors=report.get("errors", []))
     raise InvalidUpload(
         report.get("error") or "the state_dict does not fit the architecture",
         missing=report.get("missing", []),

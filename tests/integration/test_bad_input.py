@@ -120,6 +120,15 @@ class TestRejectedSubmissions:
         problem = assert_problem(submit(api, big, spec(INT8)), 413, "upload-too-large")
         assert problem["limit"] == MAX_UPLOAD_BYTES
 
+    def test_lowrank_that_cannot_apply_is_refused_at_submit(self, api, digits_mlp_path, digits_lenet5_path):
+        problem = assert_problem(submit(api, digits_mlp_path, spec({"method": "lowrank", "kind": "tucker2", "rank": 4})),
+                                 422, "spec-invalid")
+        assert problem["errors"][0]["loc"] == "steps.0" and "no k x k Conv2d" in problem["detail"]
+        conv_svd = spec({"method": "lowrank", "kind": "svd", "rank": 2, "include": ["features.3"]})
+        conv_svd["model"] = {"architecture": "lenet5", "config": {}}
+        problem = assert_problem(submit(api, digits_lenet5_path, conv_svd), 422, "spec-invalid")
+        assert "lowrank:tucker2" in problem["detail"]
+
     def test_safetensors_output_for_int8_is_refused_at_submit(self, api, digits_mlp_path):
         problem = assert_problem(submit(api, digits_mlp_path, spec(INT8, outputs=["safetensors"])), 422, "spec-invalid")
         assert "torchscript" in problem["detail"]

@@ -124,7 +124,7 @@ def test_spec_defaults_to_packed_and_allows_float_outputs():
     "text,fragment",
     [
         (spec(KM, PRUNE), "codebooks"),
-        (spec(PRUNE, {"method": "quantize", "kind": "dynamic_int8"}, outputs=["packed"]), "'packed' stores plain float"),
+        (spec(PRUNE, {"method": "quantize", "kind": "static_int8"}, outputs=["packed"]), "'packed' stores float tensors"),
         (spec({**KM, "bits": 9}), "less than or equal to 8"),
         (spec({**KM, "layer_bits": {"0": 1}}), "greater than or equal to 2"),
         (spec({**KM, "centroids": 3}), "Extra inputs"),

@@ -64,9 +64,9 @@ def test_impossible_runtime_combinations_are_rejected_with_the_reason(text, loc,
 def test_the_capabilities_table_lists_runtimes_per_kind():
     table = capabilities.table()
     rows = {m["kind"]: m["runtimes"] for m in table["methods"] if m["method"] == "quantize"}
-    assert {r for r, v in rows["static_int8"].items() if v["supported"]} == {"eager", "inductor", "onnxruntime"}
-    assert {r for r, v in rows["dynamic_int8"].items() if v["supported"]} == {"eager", "onnxruntime"}
-    assert "reason" in rows["dynamic_int8"]["inductor"] and set(table["runtimes"]) == {"eager", "inductor", "onnxruntime"}
+    assert {r for r, v in rows["static_int8"].items() if v["supported"]} == {"eager", "inductor", "onnxruntime", "executorch"}
+    assert {r for r, v in rows["dynamic_int8"].items() if v["supported"]} == {"eager", "onnxruntime", "executorch"}
+    assert "reason" in rows["dynamic_int8"]["inductor"] and set(table["runtimes"]) == {"eager", "inductor", "onnxruntime", "executorch"}
     assert {r for r, v in rows["fp16"].items() if v["supported"]} == {"eager"}
 
 

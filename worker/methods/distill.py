@@ -72,13 +72,21 @@ def distill(model: nn.Module, step: Distill, ctx: StepContext) -> nn.Module:
     labels = None if data_free else ctx.train_labels
     objective = Objective(labels=labels, teacher=teacher, temperature=step.temperature, alpha=step.alpha)
     record = train(
-        student, inputs, objective, epochs=step.epochs, lr=step.lr, batch_size=step.batch_size,
-        max_seconds=step.max_seconds, ctx=ctx, label=step.label,
+        student, inputs, objective, epochs=step.epochs, lr=step.learning_rate, batch_size=step.batch_size,
+        max_seconds=step.max_seconds, ctx=ctx, label=step.label, schedule=step.lr_schedule,
     )
     record["data"] = "synthetic (data-free)" if data_free else "train"
     who = f"{step.student.architecture} {step.student.config}" if step.student.architecture else (
         f"a structurally pruned copy ({step.student.prune_amount:.0%} of channels removed)"
     )
+    record.update(student=who, temperature=step.temperature, alpha=step.alpha if labels is not None else 1.0)
+    if labels is None and step.alpha < 1.0:
+        why = "no 'train' part was sent (data-free)" if data_free else "the 'train' part has no 'labels'"
+        set_by = "" if "alpha" in step.model_fields_set else " (the default)"
+        ctx.warnings.append(
+            f"{step.label}: alpha {step.alpha:g}{set_by} did not apply: {why}, so the loss was the distillation loss alone "
+            f"(soft targets at T={step.temperature:g}, weight 1); send 'labels' in the 'train' part to mix in cross-entropy"
+        )
     ratio = _params(teacher) / max(_params(student), 1)
     record["parameters"] = {"teacher": _params(teacher), "student": _params(student), "ratio": round(ratio, 3)}
     ctx.notes.append(

@@ -26,6 +26,10 @@ def finetune(model: nn.Module, step: FineTune, ctx: StepContext) -> nn.Module:
     if teacher is not None:
         teacher = teacher.to(ctx.device).eval()
     masks = zero_masks(model)
+    named = dict(model.named_parameters())
+    for key in ctx.pruned - set(masks):  # pruned biases too (zero_masks looks at weight matrices only)
+        if key in named and not bool((named[key] != 0).all()):
+            masks[key] = named[key].detach() != 0
     objective = Objective(labels=ctx.train_labels, teacher=teacher, temperature=step.temperature, alpha=step.alpha)
     record = train(
         model, ctx.train, objective, epochs=step.epochs, lr=step.lr, batch_size=step.batch_size,

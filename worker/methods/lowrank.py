@@ -55,11 +55,20 @@ def factorize(module: nn.Module, step: SVDLowRank) -> tuple[nn.Module, int] | No
     return nn.Sequential(a, b).to(weight.device).eval().requires_grad_(False), rank
 
 
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+
+
+def svd_targets(model: nn.Module, step) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in select_modules(model, step, (nn.Linear, nn.Conv2d)) if type(m) is nn.Linear or _is_pointwise(m)]
+
+
 @handles(SVDLowRank)
 def svd_lowrank(model: nn.Module, step: SVDLowRank, ctx: StepContext) -> nn.Module:
-    targets = [(n, m) for n, m in select_modules(model, step, (nn.Linear, nn.Conv2d)) if type(m) is nn.Linear or _is_pointwise(m)]
+    targets = svd_targets(model, step)
     if not targets:
-        raise InvalidSpec("lowrank:svd: no Linear or 1x1 Conv2d layer matches the step's targeting")
+        raise InvalidSpec("lowrank:svd: no Linear or 1x1 Conv2d layer matches the step's targeting (k x k convolutions: lowrank:tucker2)")
     done, skipped = [], []
     for name, module in targets:
         result = factorize(module, step)
@@ -67,8 +76,7 @@ def svd_lowrank(model: nn.Module, step: SVDLowRank, ctx: StepContext) -> nn.Modu
             skipped.append(name)
             continue
         new, rank = result
-        parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+        replace_module(model, name, new)
         done.append(f"{name}(r={rank})")
     if not done:
         raise InvalidSpec(f"lowrank:svd: no layer would shrink at rank={step.rank} energy={step.energy} ({len(skipped)} layers checked)")

@@ -24,10 +24,13 @@ _METHOD_MODULES = (
     "worker.methods.structured",
     "worker.methods.quantize",
     "worker.methods.casting",
+    "worker.methods.int4",
     "worker.methods.static_int8",
     "worker.methods.lowrank",
+    "worker.methods.tucker",
     "worker.methods.ort_quantize",
     "worker.methods.pt2e",
+    "worker.methods.xnnpack",
     "worker.methods.finetune",
     "worker.methods.distill",
     "worker.methods.qat",
@@ -59,6 +62,10 @@ class StepContext:
     training: list[dict[str, Any]] = field(default_factory=list)  # one record per training step (metrics["training"])
     deadline: float | None = None  # time.monotonic() by which a long step (training, search) should wrap up
     results: dict[str, Any] = field(default_factory=dict)  # what analysis steps measured, merged into the metrics
+    # prune steps with ``permanent: false``: "<module>.<param>" -> (original values, mask); the model itself holds
+    # the masked values, the writers put both in the safetensors artifact (worker.methods.masks)
+    masks: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    pruned: set[str] = field(default_factory=set)  # every "<module>.<param>" a prune step zeroed (fine-tuning keeps its zeros)
 
 
 def handles(config_type: type[StepConfig], runtime: str = "eager"):

@@ -17,6 +17,7 @@ from torch import nn
 
 from modelpress_core.errors import InvalidSpec
 from modelpress_core.steps import StaticInt8
+from worker.methods.qconfigs import describe, fuse, qconfig_mapping, quantized_engine
 from worker.methods.registry import StepContext, handles
 
 
@@ -38,20 +39,18 @@ def calibration_batches(step: StaticInt8, ctx: StepContext) -> tuple[list[torch.
 def static_int8(model: nn.Module, step: StaticInt8, ctx: StepContext) -> nn.Module:
     if ctx.device.type != "cpu":
         raise InvalidSpec("quantize:static_int8 produces CPU int8 kernels; use device 'cpu'")
-    from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     batches, synthetic = calibration_batches(step, ctx)
     example = ctx.example_input.cpu()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quantized_engine(step.backend):
         warnings.simplefilter("ignore")
-        torch.backends.quantized.engine = "x86"
-        mapping = get_default_qconfig_mapping("x86")
+        mapping = qconfig_mapping(step, qat=False)
         kept = [name for name, _ in model.named_modules() if name and any(fnmatchcase(name, p) for p in step.exclude)]
         for name in kept:
             mapping = mapping.set_module_name(name, None)
         try:
-            prepared = prepare_fx(copy.deepcopy(model).cpu().eval(), mapping, (example,))
+            prepared = prepare_fx(fuse(copy.deepcopy(model).cpu().eval(), step, qat=False), mapping, (example,))
         except Exception as exc:  # symbolic tracing fails on data-dependent control flow
             raise InvalidSpec(f"quantize:static_int8: the model cannot be traced by torch.fx ({type(exc).__name__}: {exc})") from None
         with torch.inference_mode():
@@ -64,5 +63,5 @@ def static_int8(model: nn.Module, step: StaticInt8, ctx: StepContext) -> nn.Modu
         f"the given calibration data ({sum(b.shape[0] for b in batches)} samples)"
     )
     kept_note = f"; kept in float: {', '.join(kept)}" if kept else ""
-    ctx.notes.append(f"{step.label}: FX graph mode, x86 qconfig; calibrated on {source}{kept_note}")
+    ctx.notes.append(f"{step.label}: FX graph mode, {describe(step)}; calibrated on {source}{kept_note}")
     return quantized

@@ -89,6 +89,7 @@ def train(
     label: str,
     masks: dict[str, torch.Tensor] | None = None,
     on_epoch_start: Callable[[int], None] | None = None,
+    schedule: str = "constant",
 ) -> dict:
     """Train ``model`` in place; return the training record (losses per epoch, budget, data) for the metrics."""
     device = ctx.device
@@ -108,6 +109,7 @@ def train(
     batches = (n + batch_size - 1) // batch_size
     if n > 1 and n % batch_size == 1:
         batches -= 1  # no last batch of one sample (BatchNorm cannot train on it); shuffling varies who sits out
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs * batches, 1)) if schedule == "cosine" else None
     started = time.monotonic()
     last_report = last_check = 0.0
     losses: list[float] = []
@@ -145,6 +147,8 @@ def train(
                 if named[name].grad is not None:
                     named[name].grad.mul_(mask)
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             if masks:
                 with torch.no_grad():
                     for name, mask in masks.items():
@@ -180,6 +184,7 @@ def train(
         "seconds": round(time.monotonic() - started, 3),
         "stopped_early": stopped,
         "masked_tensors": len(masks),
+        "schedule": schedule,
     }
     if stopped is not None:
         ctx.warnings.append(f"{label}: training stopped early: {stopped}")
