@@ -62,7 +62,9 @@ def page(path: str) -> str:
 def recorded_commands() -> set[str]:
     out = set()
     for f in RESULTS.glob("*.json"):
-        command = json.loads(f.read_text()).get("command")
+        result = json.loads(f.read_text())
+        meta = result.get("meta") if isinstance(result, dict) else None
+        command = result.get("command") or (meta.get("command") if isinstance(meta, dict) else None)
         if isinstance(command, str):
             out.add(normalize(command))
     return out
