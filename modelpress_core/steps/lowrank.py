@@ -42,7 +42,7 @@ class Tucker2LowRank(StepConfig):
 
     method: Literal["lowrank"] = "lowrank"
     kind: Literal["tucker2"] = "tucker2"
-    rank: int | None = Field(default=None, ge=1, description="Most output and input rank kept in every decomposed convolution.")
+    rank: int | None = Field(default=None, ge=1, le=RANK_MAX, description="Most output and input rank kept in every decomposed convolution.")
     energy: float | None = Field(default=None, gt=0.0, le=1.0, description="Fraction of spectral energy to keep per mode, in (0, 1].")
     iterations: int = Field(default=5, ge=0, le=100, description="HOOI refinement iterations after HOSVD (0: plain HOSVD).")
 
