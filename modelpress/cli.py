@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from modelpress.client import ApiError, ModelpressClient
+from modelpress.client import DEFAULT_URL, ApiError, ModelpressClient
 
 DEMO_SPEC = {
     "model": {"format": "safetensors", "architecture": "mlp", "config": {"sizes": [784, 300, 100, 10]},
@@ -28,6 +28,7 @@ EXIT_JOB_FAILED = 1  # the job ended failed
 EXIT_API_ERROR = 2  # the API refused the request (problem details on stderr), or bad usage
 EXIT_JOB_CANCELLED = 3  # the job ended cancelled or expired
 EXIT_UNREACHABLE = 4  # no answer from the API (connection refused, timeout)
+EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (`modelpress list | head -1`): 128 + SIGPIPE, as a shell reports it
 
 STATE_EXIT = {"failed": EXIT_JOB_FAILED, "cancelled": EXIT_JOB_CANCELLED, "expired": EXIT_JOB_CANCELLED}
 
@@ -187,6 +188,12 @@ def cmd_unpack(args) -> int:
     return EXIT_OK
 
 
+def default_url(environ=None) -> str:
+    import os
+
+    return ((os.environ if environ is None else environ).get("MODELPRESS_URL") or DEFAULT_URL).rstrip("/")
+
+
 def _client(args) -> ModelpressClient:
     return ModelpressClient(args.url, api_key=args.api_key)
 
@@ -335,7 +342,15 @@ def cmd_submit(args) -> int:
 def cmd_status(args) -> int:
     with _client(args) as client:
         job = client.job(args.job_id)
-    _print(job, args)
+        metrics = client.metrics(job["id"]) if job["state"] == "succeeded" else None
+    if args.json:
+        print(json.dumps({**job, "verdict": metrics["verdict"] if metrics else None}, indent=2))
+    else:
+        _print(job, args)
+        if metrics:
+            print(verdict_line(metrics))
+            for warning in metrics["verdict"]["warnings"]:
+                print(f"warning: {warning}")
     return STATE_EXIT.get(job["state"], EXIT_OK)
 
 
@@ -440,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     up_.set_defaults(func=cmd_unpack)
 
     def remote(p):
-        p.add_argument("--url", default="http://127.0.0.1:8000", help="the API's base URL")
+        p.add_argument("--url", default=default_url(), help=f"the API's base URL (default: $MODELPRESS_URL, else {DEFAULT_URL})")
         p.add_argument("--api-key", default=None, help="API key (default: $MODELPRESS_API_KEY); not needed when the server runs with auth off")
         p.add_argument("--json", action="store_true", help="machine-readable output")
         return p
@@ -515,7 +530,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _stdout_gone()
     except ApiError as exc:
         if getattr(args, "json", False):
             print(json.dumps({"status": exc.status, **exc.problem}, indent=2), file=sys.stderr)
@@ -533,6 +552,23 @@ def main(argv: list[str] | None = None) -> int:
     except httpx.TransportError as exc:
         print(f"error: no answer from {getattr(args, 'url', 'the API')}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except OSError as exc:  # a missing or unreadable model, data or spec file; a download folder we cannot write
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_API_ERROR
+    except json.JSONDecodeError as exc:  # the --spec file is not JSON
+        print(f"error: the spec file is not valid JSON: {exc}", file=sys.stderr)
+        return EXIT_API_ERROR
+
+
+def _stdout_gone() -> int:
+    """The reader closed stdout: say nothing more there (Python would print a traceback when it flushes at exit)."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from modelpress.redis_server import free_port
 from modelpress.stack import Child, Stack, tail
+from modelpress_core.storage.jobs import JobRepository
 from tests.integration.conftest import FAST_ENV
 from tests.integration.helpers import in_test_delay, spec, stored_job_dirs, submit, wait, wait_for
 from worker.workdirs import prefix
@@ -82,24 +84,26 @@ def wait_for_workers(client: httpx.Client, count: int, timeout: float = 180) -> 
 
 def test_jobs_from_the_api_run_on_both_workers_with_no_shared_disk(three_hosts, s3_server, digits_mlp_path):
     api, workers = three_hosts
+    records = JobRepository(redis.Redis.from_url(api.redis_url, socket_timeout=10))
     with httpx.Client(base_url=api.base_url, timeout=60) as client:
         assert client.get("/readyz").json()["store"] == "s3"
         assert {w["name"].split("@")[0] for w in wait_for_workers(client, 2)} == set(WORKERS)
 
         held = [submit(client, digits_mlp_path, spec(PRUNE)).json()["id"] for _ in range(2)]
-        held_jobs = [wait_for(client, job_id, in_test_delay, timeout=180) for job_id in held]
+        for job_id in held:
+            wait_for(client, job_id, in_test_delay, timeout=180)
         # both in the delay at once, each worker holding one job: they are on different workers
-        assert {j["worker"].split("@")[0] for j in held_jobs} == set(WORKERS)
-        for job in held_jobs:  # each job's scratch folder is in its own worker's TMPDIR, and only there
-            where = {name for name, (_, host_dir) in workers.items() if list((host_dir / "tmp").glob(f"{prefix(job['id'])}*"))}
-            assert where == {job["worker"].split("@")[0]}
+        assert {ran_on(records, job_id) for job_id in held} == set(WORKERS)
+        for job_id in held:  # each job's scratch folder is in its own worker's TMPDIR, and only there
+            where = {name for name, (_, host_dir) in workers.items() if list((host_dir / "tmp").glob(f"{prefix(job_id)}*"))}
+            assert where == {ran_on(records, job_id)}
         for _, host_dir in workers.values():
             (host_dir / "release").touch()
 
         more = [submit(client, digits_mlp_path, spec(PRUNE)).json()["id"] for _ in range(2)]
         finished = [wait(client, job_id, timeout=300) for job_id in held + more]
         assert [j["state"] for j in finished] == ["succeeded"] * 4, [j["error"] for j in finished]
-        assert {j["worker"].split("@")[0] for j in finished} == set(WORKERS)
+        assert {ran_on(records, j["id"]) for j in finished} == set(WORKERS)
 
         for job in finished:
             (info,) = [a for a in job["artifacts"] if a["name"] == "model.safetensors"]
@@ -113,6 +117,11 @@ def test_jobs_from_the_api_run_on_both_workers_with_no_shared_disk(three_hosts, 
         assert stored_job_dirs(host_dir / "artifacts") == set()
     for _, host_dir in workers.values():  # and each worker removed its scratch folders after each job
         assert not [p for job in finished for p in (host_dir / "tmp").glob(f"{prefix(job['id'])}*")]
+
+
+def ran_on(records: JobRepository, job_id: str) -> str:
+    """The worker that ran the job, from the record's ``worker`` field (its Celery hostname; the API does not show it)."""
+    return records.get(job_id).worker.split("@")[0]
 
 
 def s3_server_bucket(api: Stack) -> str:
