@@ -90,8 +90,24 @@ def progress_bar(job: dict, width: int = 30) -> str:
 
 
 def cmd_demo(args) -> int:
+    """Train, compress over HTTP with the held-out digits as the labelled eval set, print before/after; then
+    remove the demo's folder (model, artifact, the stack's data and logs), or with --keep say where it is."""
+    import shutil
     import tempfile
 
+    workdir = Path(tempfile.mkdtemp(prefix="modelpress-demo-"))
+    try:
+        return _demo(workdir)
+    finally:
+        if args.keep:
+            print(f"\nthe demo's files are in {workdir} (model, artifact, eval set, the stack's logs)")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+            print(f"\nremoved the demo's files ({workdir}); `modelpress demo --keep` keeps them")
+
+
+def _demo(workdir: Path) -> int:
+    import numpy as np
     import torch
 
     from modelpress.datasets import digits_28x28
@@ -99,15 +115,16 @@ def cmd_demo(args) -> int:
     from modelpress.redis_server import free_port
     from modelpress.stack import Stack
 
-    workdir = Path(tempfile.mkdtemp(prefix="modelpress-demo-"))
     print("modelpress demo: an MLP trained on real handwritten digits, 80% pruned then int8-quantized, over HTTP\n")
     print("1/5 training mlp [784, 300, 100, 10] on scikit-learn digits (28x28)...", flush=True)
-    model_path = workdir / "mlp.safetensors"
+    model_path, eval_path = workdir / "mlp.safetensors", workdir / "eval.npz"
     save_digits_mlp(model_path)
+    _, _, x_test, y_test = digits_28x28()
+    np.savez(eval_path, inputs=x_test, labels=y_test)  # held-out digits: the server measures accuracy on them
     print(f"2/5 starting a private stack (redis-server, API, Celery worker) in {workdir / 'stack'} ...", flush=True)
     with Stack(data_dir=workdir / "stack", api_port=free_port()) as stack, ModelpressClient(stack.base_url) as client:
-        job = client.submit(model_path, DEMO_SPEC)
-        print(f"3/5 submitted job {job['id']} to POST {stack.base_url}/jobs", flush=True)
+        job = client.submit(model_path, DEMO_SPEC, data={"eval": eval_path})
+        print(f"3/5 submitted job {job['id']} to POST {stack.base_url}/jobs (with the held-out digits as its eval set)", flush=True)
         job = client.wait(job["id"], on_update=lambda j: print(progress_bar(j), end="", flush=True))
         print()
         if job["state"] != "succeeded":
@@ -117,8 +134,7 @@ def cmd_demo(args) -> int:
         path = client.download(job["id"], artifact["name"], workdir)
         print(f"4/5 downloaded {artifact['name']} ({artifact['bytes']} bytes), sha256 verified: {artifact['sha256'][:16]}...")
         metrics = client.metrics(job["id"])
-    print("5/5 stack stopped. Evaluating both models on the held-out digits...\n")
-    _, _, x_test, y_test = digits_28x28()
+    print("5/5 stack stopped. Evaluating both models here on the same held-out digits...\n")
     from safetensors.torch import load_file
 
     from modelpress.examples import MLP_SIZES
@@ -131,6 +147,7 @@ def cmd_demo(args) -> int:
     original.load_state_dict(load_file(str(model_path)))
     compressed = torch.jit.load(str(path))
     print(before_after_table(metrics, accuracy(original.eval(), x_test, y_test), accuracy(compressed, x_test, y_test)))
+    print("\n" + verdict_line(metrics))
     for warning in metrics["verdict"]["warnings"]:
         print(f"note: {warning}")
     return 0
@@ -442,7 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", default=None)
     up.set_defaults(func=cmd_up)
 
-    sub.add_parser("demo", help="train a real model, compress it over HTTP, print before/after").set_defaults(func=cmd_demo)
+    demo = sub.add_parser("demo", help="train a real model, compress it over HTTP, print before/after")
+    demo.add_argument("--keep", action="store_true", help="keep the demo's folder (model, artifact, logs) and print where it is")
+    demo.set_defaults(func=cmd_demo)
 
     ex = sub.add_parser("example-model", help="write a trained mlp [784,300,100,10] as safetensors")
     ex.add_argument("-o", "--out", default="mlp.safetensors")
