@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from modelpress.client import ApiError, ModelpressClient
+from modelpress.client import DEFAULT_URL, ApiError, ModelpressClient
 
 DEMO_SPEC = {
     "model": {"format": "safetensors", "architecture": "mlp", "config": {"sizes": [784, 300, 100, 10]},
@@ -32,6 +32,7 @@ EXIT_JOB_FAILED = 1  # the job ended failed
 EXIT_API_ERROR = 2  # the API refused the request (problem details on stderr), or bad usage
 EXIT_JOB_CANCELLED = 3  # the job ended cancelled or expired
 EXIT_UNREACHABLE = 4  # no answer from the API (connection refused, timeout)
+EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (`modelpress list | head -1`): 128 + SIGPIPE, as a shell reports it
 
 STATE_EXIT = {"failed": EXIT_JOB_FAILED, "cancelled": EXIT_JOB_CANCELLED, "expired": EXIT_JOB_CANCELLED}
 
@@ -93,8 +94,24 @@ def progress_bar(job: dict, width: int = 30) -> str:
 
 
 def cmd_demo(args) -> int:
+    """Train, compress over HTTP with the held-out digits as the labelled eval set, print before/after; then
+    remove the demo's folder (model, artifact, the stack's data and logs), or with --keep say where it is."""
+    import shutil
     import tempfile
 
+    workdir = Path(tempfile.mkdtemp(prefix="modelpress-demo-"))
+    try:
+        return _demo(workdir)
+    finally:
+        if args.keep:
+            print(f"\nthe demo's files are in {workdir} (model, artifact, eval set, the stack's logs)")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+            print(f"\nremoved the demo's files ({workdir}); `modelpress demo --keep` keeps them")
+
+
+def _demo(workdir: Path) -> int:
+    import numpy as np
     import torch
 
     from modelpress.datasets import digits_28x28
@@ -102,21 +119,18 @@ def cmd_demo(args) -> int:
     from modelpress.redis_server import free_port
     from modelpress.stack import Stack
 
-    workdir = Path(tempfile.mkdtemp(prefix="modelpress-demo-"))
     print("modelpress demo: an MLP trained on real handwritten digits, 90% pruned, retrained, int8-quantized and packed, over HTTP\n")
     print("1/5 training mlp [784, 300, 100, 10] on scikit-learn digits (28x28)...", flush=True)
-    model_path = workdir / "mlp.safetensors"
+    model_path, eval_path = workdir / "mlp.safetensors", workdir / "eval.npz"
     save_digits_mlp(model_path)
-    import numpy as np
-
     x_train, y_train, x_test, y_test = digits_28x28()
-    data = {"train": workdir / "train.npz", "eval": workdir / "eval.npz"}
-    np.savez(data["train"], inputs=x_train, labels=y_train)
-    np.savez(data["eval"], inputs=x_test, labels=y_test)
+    data = {"train": workdir / "train.npz", "eval": eval_path}
+    np.savez(data["train"], inputs=x_train, labels=y_train)  # the retraining after pruning
+    np.savez(data["eval"], inputs=x_test, labels=y_test)  # held-out digits: the server measures accuracy on them
     print(f"2/5 starting a private stack (redis-server, API, Celery worker) in {workdir / 'stack'} ...", flush=True)
     with Stack(data_dir=workdir / "stack", api_port=free_port()) as stack, ModelpressClient(stack.base_url) as client:
         job = client.submit(model_path, DEMO_SPEC, data=data)
-        print(f"3/5 submitted job {job['id']} to POST {stack.base_url}/jobs", flush=True)
+        print(f"3/5 submitted job {job['id']} to POST {stack.base_url}/jobs (train digits to retrain, held-out digits as its eval set)", flush=True)
         job = client.wait(job["id"], on_update=lambda j: print(progress_bar(j), end="", flush=True))
         print()
         if job["state"] != "succeeded":
@@ -126,7 +140,7 @@ def cmd_demo(args) -> int:
         path = client.download(job["id"], artifact["name"], workdir)
         print(f"4/5 downloaded {artifact['name']} ({artifact['bytes']} bytes), sha256 verified: {artifact['sha256'][:16]}...")
         metrics = client.metrics(job["id"])
-    print("5/5 stack stopped. Evaluating both models on the held-out digits...\n")
+    print("5/5 stack stopped. Evaluating both models here on the same held-out digits...\n")
     from safetensors.torch import load_file
 
     from modelpress.artifacts import load_packed
@@ -143,6 +157,7 @@ def cmd_demo(args) -> int:
     original.load_state_dict(load_file(str(model_path)))
     compressed = load_packed(path, skeleton=mlp())
     print(before_after_table(metrics, accuracy(original.eval(), x_test, y_test), accuracy(compressed, x_test, y_test)))
+    print("\n" + verdict_line(metrics))
     for warning in metrics["verdict"]["warnings"]:
         print(f"note: {warning}")
     return 0
@@ -198,6 +213,12 @@ def cmd_unpack(args) -> int:
         print(f"wrote {out}: {len(tensors)} tensors ({how}), {out.stat().st_size:,} bytes"
               + (f"; architecture {header['manifest']['architecture']!r} in its metadata" if header.get("manifest") else ""))
     return EXIT_OK
+
+
+def default_url(environ=None) -> str:
+    import os
+
+    return ((os.environ if environ is None else environ).get("MODELPRESS_URL") or DEFAULT_URL).rstrip("/")
 
 
 def _client(args) -> ModelpressClient:
@@ -348,7 +369,15 @@ def cmd_submit(args) -> int:
 def cmd_status(args) -> int:
     with _client(args) as client:
         job = client.job(args.job_id)
-    _print(job, args)
+        metrics = client.metrics(job["id"]) if job["state"] == "succeeded" else None
+    if args.json:
+        print(json.dumps({**job, "verdict": metrics["verdict"] if metrics else None}, indent=2))
+    else:
+        _print(job, args)
+        if metrics:
+            print(verdict_line(metrics))
+            for warning in metrics["verdict"]["warnings"]:
+                print(f"warning: {warning}")
     return STATE_EXIT.get(job["state"], EXIT_OK)
 
 
@@ -440,7 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", default=None)
     up.set_defaults(func=cmd_up)
 
-    sub.add_parser("demo", help="train a real model, compress it over HTTP, print before/after").set_defaults(func=cmd_demo)
+    demo = sub.add_parser("demo", help="train a real model, compress it over HTTP, print before/after")
+    demo.add_argument("--keep", action="store_true", help="keep the demo's folder (model, artifact, logs) and print where it is")
+    demo.set_defaults(func=cmd_demo)
 
     ex = sub.add_parser("example-model", help="write a trained mlp [784,300,100,10] as safetensors")
     ex.add_argument("-o", "--out", default="mlp.safetensors")
@@ -453,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     up_.set_defaults(func=cmd_unpack)
 
     def remote(p):
-        p.add_argument("--url", default="http://127.0.0.1:8000", help="the API's base URL")
+        p.add_argument("--url", default=default_url(), help=f"the API's base URL (default: $MODELPRESS_URL, else {DEFAULT_URL})")
         p.add_argument("--api-key", default=None, help="API key (default: $MODELPRESS_API_KEY); not needed when the server runs with auth off")
         p.add_argument("--json", action="store_true", help="machine-readable output")
         return p
@@ -528,7 +559,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _stdout_gone()
     except ApiError as exc:
         if getattr(args, "json", False):
             print(json.dumps({"status": exc.status, **exc.problem}, indent=2), file=sys.stderr)
@@ -546,6 +581,23 @@ def main(argv: list[str] | None = None) -> int:
     except httpx.TransportError as exc:
         print(f"error: no answer from {getattr(args, 'url', 'the API')}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except OSError as exc:  # a missing or unreadable model, data or spec file; a download folder we cannot write
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_API_ERROR
+    except json.JSONDecodeError as exc:  # the --spec file is not JSON
+        print(f"error: the spec file is not valid JSON: {exc}", file=sys.stderr)
+        return EXIT_API_ERROR
+
+
+def _stdout_gone() -> int:
+    """The reader closed stdout: say nothing more there (Python would print a traceback when it flushes at exit)."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -100,7 +100,9 @@ class Stack:
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
-    def start(self, ready_timeout: float = 180.0) -> "Stack":
+    def start(self, ready_timeout: float = 180.0, wait: bool = True) -> "Stack":
+        """Start the children; with ``wait``, return once ``/readyz`` answers 200 (which needs a live worker:
+        a stack of ``workers=0`` whose workers run elsewhere starts with ``wait=False``, then ``wait_ready``)."""
         private_dir(self.data_dir)
         tighten(self.data_dir)  # a data dir from before modes were kept private
         private_dir(self.log_dir)
@@ -134,7 +136,8 @@ class Stack:
         for child in self.children:
             if not child.alive():
                 child.start()
-        self.wait_ready(ready_timeout)
+        if wait:
+            self.wait_ready(ready_timeout)
         return self
 
     def _add(self, name: str, command: list[str], env: dict[str, str]) -> None:

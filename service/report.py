@@ -1,14 +1,20 @@
 """The human report of a job: one self-contained HTML page rendered from metrics.json.
 
-No external assets, no JavaScript: the plots are inline SVG drawn here. torch-free (the API
-renders it on request); every value from the metrics is escaped.
+No external assets, no JavaScript: the plots are inline SVG drawn here (shapes from numbers, every
+label escaped, so their output is marked safe); the page itself is ``templates/report.html``, with
+autoescape, so every value from the job record or the metrics is text. torch-free (the API renders
+it on request).
 """
 
 from __future__ import annotations
 
 import json
 from html import escape
-from typing import Any, Iterable
+from typing import Any
+
+from markupsafe import Markup
+
+from service.templating import render
 
 BEFORE, AFTER = "#8da0cb", "#e78a4e"
 FIDELITY_CAUTION = 0.99  # output cosine below this earns a caution in the report (the verdict is unchanged)
@@ -34,7 +40,7 @@ def _num(value: Any, digits: int = 3) -> str:
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value:,.{digits}f}"
-    return escape(str(value))
+    return str(value)
 
 
 def _bytes(n: int | None) -> str:
@@ -47,14 +53,27 @@ def _bytes(n: int | None) -> str:
     return str(n)
 
 
-def _table(head: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
-    h = "".join(f"<th>{escape(c)}</th>" for c in head)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
+def _h2(text: str) -> dict:
+    return {"kind": "h2", "text": text}
+
+
+def _table(head: tuple[str, ...], rows: list) -> dict:
+    return {"kind": "table", "head": head, "rows": rows}
+
+
+def _note(text: str) -> dict:
+    return {"kind": "note", "text": text}
+
+
+def _svg(markup: Markup) -> dict:
+    return {"kind": "svg", "svg": markup}
+
+
+LEGEND = {"kind": "legend"}
 
 
 def bar_chart(title: str, labels: list[str], series: list[tuple[str, str, list[float]]], unit: str,
-              fmt=lambda v: f"{v:,.3g}") -> str:
+              fmt=lambda v: f"{v:,.3g}") -> Markup:
     """Horizontal grouped bars: one group per label, one bar per series (name, colour, values)."""
     bar_h, gap, label_w, plot_w, value_w = 12, 10, 220, 560, 90
     group_h = bar_h * len(series) + gap
@@ -77,14 +96,10 @@ def bar_chart(title: str, labels: list[str], series: list[tuple[str, str, list[f
                          f"<title>{escape(name)}: {escape(fmt(value))} {escape(unit)}</title></rect>")
             parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + bar_h - 3}">{escape(fmt(value))}</text>')
     parts.append("</svg>")
-    return "".join(parts)
+    return Markup("".join(parts))
 
 
-def _legend() -> str:
-    return f'<div class="legend muted"><span style="background:{BEFORE}"></span>before<span style="background:{AFTER}"></span>after</div>'
-
-
-def layer_chart(before: list[dict], after: list[dict]) -> str:
+def layer_chart(before: list[dict], after: list[dict]) -> Markup:
     after_by_name = {row["name"]: row for row in after}
     rows = sorted(before, key=lambda r: -r["bytes"])[:MAX_LAYERS]
     labels = [f"{r['name']} ({r['type']})" for r in rows]
@@ -96,11 +111,11 @@ def layer_chart(before: list[dict], after: list[dict]) -> str:
         ("before", BEFORE, [r["sparsity"] * 100 for r in rows]),
         ("after", AFTER, [after_by_name[r["name"]]["sparsity"] * 100 if r["name"] in after_by_name else None for r in rows]),
     ], "% zeros", fmt=lambda v: f"{v:.1f}")
-    note = f'<p class="muted">The {MAX_LAYERS} largest of {len(before)} layers.</p>' if len(before) > MAX_LAYERS else ""
+    note = Markup(f'<p class="muted">The {MAX_LAYERS} largest of {len(before)} layers.</p>') if len(before) > MAX_LAYERS else ""
     return size + sparsity + note
 
 
-def latency_chart(before: list[dict], after: list[dict]) -> str:
+def latency_chart(before: list[dict], after: list[dict]) -> Markup:
     labels = [f"batch {b['batch_size']}" for b in before]
     return bar_chart("Latency p50 by batch size", labels, [
         ("before", BEFORE, [b["p50"] for b in before]),
@@ -108,7 +123,7 @@ def latency_chart(before: list[dict], after: list[dict]) -> str:
     ], "ms", fmt=lambda v: f"{v:.3f}")
 
 
-def macs_chart(before: dict, after: dict) -> str:
+def macs_chart(before: dict, after: dict) -> Markup:
     return bar_chart("Multiply-accumulates per forward pass", ["MACs"], [
         ("before", BEFORE, [before["macs"] / 1e6]),
         ("after", AFTER, [after["macs"] / 1e6]),
@@ -118,11 +133,11 @@ def macs_chart(before: dict, after: dict) -> str:
 PARETO, OTHER, CHOSEN = "#1b7837", "#bbbbbb", "#d6604d"
 
 
-def pareto_chart(candidates: list[dict]) -> str:
+def pareto_chart(candidates: list[dict]) -> Markup:
     """Accuracy against file size, one dot per candidate; the Pareto front joined and highlighted."""
     points = [c for c in candidates if c.get("accuracy") is not None and c.get("file_bytes") and not c.get("error")]
     if not points:
-        return '<p class="muted">No candidate has both an accuracy and a size to plot.</p>'
+        return Markup('<p class="muted">No candidate has both an accuracy and a size to plot.</p>')
     left, top_pad, plot_w, plot_h, right = 70, 30, 600, 300, 200
     width, height = left + plot_w + right, top_pad + plot_h + 45
     xs, ys = [c["file_bytes"] / 1000 for c in points], [c["accuracy"] * 100 for c in points]
@@ -170,25 +185,25 @@ def pareto_chart(candidates: list[dict]) -> str:
         parts.append(f'<circle cx="{left + plot_w + 20}" cy="{y}" r="5" fill="{colour}"/>'
                      f'<text x="{left + plot_w + 30}" y="{y + 4}">{name}</text>')
     parts.append("</svg>")
-    return "".join(parts)
+    return Markup("".join(parts))
 
 
-def sensitivity_chart(sensitivity: dict) -> str:
+def sensitivity_chart(sensitivity: dict) -> Markup:
     layers = sorted(sensitivity.get("layers", []), key=lambda r: -r["delta"])[:MAX_LAYERS]
     labels = [f"{r['name']} ({r['type']})" for r in layers]
     return bar_chart(f"Per-layer sensitivity: {sensitivity.get('metric', 'metric')} drop when only that layer is "
                      f"{'quantized' if sensitivity.get('kind') == 'quantize' else 'pruned'}", labels,
-                     [("drop", AFTER, [max(0.0, r["delta"]) for r in layers])], escape(str(sensitivity.get("metric", ""))),
+                     [("drop", AFTER, [max(0.0, r["delta"]) for r in layers])], str(sensitivity.get("metric", "")),
                      fmt=lambda v: f"{v:.4g}")
 
 
-def _candidates_table(candidates: list[dict]) -> str:
+def _candidates_table(candidates: list[dict]) -> dict:
     rows = []
     for c in candidates:
         flags = ", ".join(w for w, on in (("chosen", c.get("chosen")), ("Pareto", c.get("pareto")), ("meets goal", c.get("meets_goal"))) if on)
-        rows.append((escape(c["label"]), escape(" → ".join(c.get("steps", []))), _bytes(c.get("file_bytes")),
+        rows.append((c["label"], " → ".join(c.get("steps", [])), _bytes(c.get("file_bytes")),
                      _num(c.get("accuracy"), 4), _num(c.get("accuracy_drop"), 4), _num(c.get("latency_ms"), 3),
-                     f"{c['speedup']:.2f}x" if c.get("speedup") else "–", escape(flags) if not c.get("error") else f"error: {escape(c['error'])}",
+                     f"{c['speedup']:.2f}x" if c.get("speedup") else "–", flags if not c.get("error") else f"error: {c['error']}",
                      f"{c.get('seconds', 0):.1f}"))
     return _table(("candidate", "steps", "size", "accuracy", "drop", "latency ms", "speedup", "", "seconds"), rows)
 
@@ -200,146 +215,172 @@ def _ci(interval: list[float] | None, pct: bool = True) -> str:
     return f" (95% CI {lo:.1%} to {hi:.1%})" if pct else f" (95% CI {lo:.4g} to {hi:.4g})"
 
 
-def render_report(job: dict[str, Any], metrics: dict[str, Any], links: dict[str, str] | None = None) -> str:
-    """``job``: the job record as JSON (id, state, spec, artifacts, times); ``metrics``: metrics.json."""
-    b, a, v, f = metrics["before"], metrics["after"], metrics["verdict"], metrics["fidelity"]
-    links = links or {}
+def _cautions(metrics: dict[str, Any]) -> list[str]:
+    v, f = metrics["verdict"], metrics["fidelity"]
     cautions = list(v.get("warnings", []))
     if f["cosine_similarity"] < FIDELITY_CAUTION and not any(w.startswith("outputs differ") for w in cautions):
         cautions.append(f"the outputs differ noticeably from the original's (cosine {f['cosine_similarity']:.4f} on "
                         f"{f.get('inputs', 'the comparison inputs')}); check accuracy on real data before using it")
-    ok = v.get("smaller") and v.get("faster") is not False and not cautions
+    return cautions
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    v, f = metrics["verdict"], metrics["fidelity"]
     simulated = " — simulated only, no real low-precision kernel ran" if v.get("simulated_only") else ""
-    headline = (f"{v['size_ratio']:.2f}x {'smaller' if v['smaller'] else 'size (not smaller)'}"
-                + (f", {v['speedup']:.2f}x speed ({'faster' if v.get('faster') else 'not faster'}{simulated})" if v.get("speedup") else "")
-                + f", output cosine {f['cosine_similarity']:.4f}")
-    warnings = "".join(f"<li>{escape(w)}</li>" for w in cautions)
-    summary_rows = [
+    return (f"{v['size_ratio']:.2f}x {'smaller' if v['smaller'] else 'size (not smaller)'}"
+            + (f", {v['speedup']:.2f}x speed ({'faster' if v.get('faster') else 'not faster'}{simulated})" if v.get("speedup") else "")
+            + f", output cosine {f['cosine_similarity']:.4f}")
+
+
+def _summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    b, a, v, f = metrics["before"], metrics["after"], metrics["verdict"], metrics["fidelity"]
+    rows = [
         ("file size", _bytes(b["file_bytes"]), _bytes(a["file_bytes"]), f"{v['size_ratio']:.2f}x smaller" if v["smaller"] else f"{v['size_ratio']:.2f}x (not smaller)"),
         ("parameter bytes", _bytes(b["parameter_bytes"]), _bytes(a["parameter_bytes"]), ""),
         ("parameters", _num(b["parameters"]), _num(a["parameters"]), ""),
         ("nonzero parameters", _num(b["nonzero_parameters"]), _num(a["nonzero_parameters"]), f"sparsity {a['sparsity']:.1%}"),
-        ("dtypes", escape(", ".join(b.get("dtypes", {}))), escape(", ".join(a.get("dtypes", {}))), ""),
+        ("dtypes", ", ".join(b.get("dtypes", {})), ", ".join(a.get("dtypes", {})), ""),
     ]
     if (b.get("macs") or {}).get("macs") and (a.get("macs") or {}).get("macs"):
-        summary_rows.append(("MACs per forward pass", _num(b["macs"]["macs"]), _num(a["macs"]["macs"]),
-                             f"{b['macs']['macs'] / a['macs']['macs']:.2f}x fewer" if a["macs"]["macs"] < b["macs"]["macs"] else "no fewer"))
+        rows.append(("MACs per forward pass", _num(b["macs"]["macs"]), _num(a["macs"]["macs"]),
+                     f"{b['macs']['macs'] / a['macs']['macs']:.2f}x fewer" if a["macs"]["macs"] < b["macs"]["macs"] else "no fewer"))
     if b.get("latency_ms") and a.get("latency_ms"):
         lb, la = b["latency_ms"], a["latency_ms"]
-        summary_rows.append((f"latency p50 (batch {lb['batch_size']}, {lb['threads']} thread(s))", f"{lb['p50']:.3f} ms",
-                             f"{la['p50']:.3f} ms ({escape(la['runtime'])})", f"{v.get('speedup', 0):.2f}x"))
+        rows.append((f"latency p50 (batch {lb['batch_size']}, {lb['threads']} thread(s))", f"{lb['p50']:.3f} ms",
+                     f"{la['p50']:.3f} ms ({la['runtime']})", f"{v.get('speedup', 0):.2f}x"))
         if "p99" in lb and "p99" in la:
-            summary_rows.append(("latency p99", f"{lb['p99']:.3f} ms", f"{la['p99']:.3f} ms", ""))
-            summary_rows.append(("throughput", f"{lb['throughput']:,.0f} samples/s", f"{la['throughput']:,.0f} samples/s", ""))
+            rows.append(("latency p99", f"{lb['p99']:.3f} ms", f"{la['p99']:.3f} ms", ""))
+            rows.append(("throughput", f"{lb['throughput']:,.0f} samples/s", f"{la['throughput']:,.0f} samples/s", ""))
     mb, ma = b.get("memory") or {}, a.get("memory") or {}
     if mb.get("rss_peak_growth_bytes") is not None and ma.get("rss_peak_growth_bytes") is not None:
-        summary_rows.append(("peak RSS growth (load + run)", _bytes(mb["rss_peak_growth_bytes"]), _bytes(ma["rss_peak_growth_bytes"]), ""))
+        rows.append(("peak RSS growth (load + run)", _bytes(mb["rss_peak_growth_bytes"]), _bytes(ma["rss_peak_growth_bytes"]), ""))
     if mb.get("cuda_forward_peak_bytes") is not None:
-        summary_rows.append(("CUDA model / forward peak", f"{_bytes(mb.get('cuda_model_bytes'))} / {_bytes(mb['cuda_forward_peak_bytes'])}",
-                             f"{_bytes(ma.get('cuda_model_bytes'))} / {_bytes(ma.get('cuda_forward_peak_bytes'))}", ""))
+        rows.append(("CUDA model / forward peak", f"{_bytes(mb.get('cuda_model_bytes'))} / {_bytes(mb['cuda_forward_peak_bytes'])}",
+                     f"{_bytes(ma.get('cuda_model_bytes'))} / {_bytes(ma.get('cuda_forward_peak_bytes'))}", ""))
     q = metrics.get("quality")
     if q and q.get("metric", "top1_accuracy") == "top1_accuracy":
-        summary_rows.append((f"top-1 accuracy ({q['count']} labelled eval items)",
-                             f"{q['top1_accuracy_before']:.2%}{_ci(q.get('accuracy_before_ci95'))}",
-                             f"{q['top1_accuracy_after']:.2%}{_ci(q.get('accuracy_after_ci95'))}",
-                             f"drop {q['accuracy_drop']:.2%}{_ci(q.get('accuracy_drop_ci95'))}"))
+        rows.append((f"top-1 accuracy ({q['count']} labelled eval items)",
+                     f"{q['top1_accuracy_before']:.2%}{_ci(q.get('accuracy_before_ci95'))}",
+                     f"{q['top1_accuracy_after']:.2%}{_ci(q.get('accuracy_after_ci95'))}",
+                     f"drop {q['accuracy_drop'] * 100:.2f} points{_ci_points(q.get('accuracy_drop_ci95'))}"))
     elif q and q.get("metric") == "mse":
-        summary_rows.append((f"MSE ({q['count']} eval items with float targets)", f"{q['mse_before']:.4g}{_ci(q.get('mse_before_ci95'), False)}",
-                             f"{q['mse_after']:.4g}{_ci(q.get('mse_after_ci95'), False)}",
-                             f"+{q['mse_increase']:.4g}{_ci(q.get('mse_increase_ci95'), False)}"))
-    summary_rows.append(("output cosine vs original", "1.0", _num(f["cosine_similarity"], 4), ""))
+        rows.append((f"MSE ({q['count']} eval items with float targets)", f"{q['mse_before']:.4g}{_ci(q.get('mse_before_ci95'), False)}",
+                     f"{q['mse_after']:.4g}{_ci(q.get('mse_after_ci95'), False)}",
+                     f"+{q['mse_increase']:.4g}{_ci(q.get('mse_increase_ci95'), False)}"))
+    rows.append(("output cosine vs original", "1.0", _num(f["cosine_similarity"], 4), ""))
     if f.get("top1_agreement") is not None:
-        summary_rows.append(("top-1 agreement", "100%", f"{f['top1_agreement']:.1%}", ""))
-    summary_rows.append(("max abs output difference", "0", _num(f["max_abs_diff"], 5), ""))
+        rows.append(("top-1 agreement", "100%", f"{f['top1_agreement']:.1%}", ""))
+    rows.append(("max abs output difference", "0", _num(f["max_abs_diff"], 5), ""))
+    return rows
 
-    sections = [
-        f"<h1>modelpress report: <code>{escape(job['id'])}</code></h1>",
-        f'<p class="muted">state {escape(job["state"])} · created {escape(str(job.get("created_at", "")))} · '
-        f'finished {escape(str(job.get("finished_at") or ""))} · schema {escape(str(metrics.get("schema", "?")))}</p>',
-        f'<div class="verdict {"good" if ok else "warn"}"><strong>Verdict:</strong> {escape(headline)}'
-        + (f"<ul>{warnings}</ul>" if warnings else "") + "</div>",
-        "<h2>Summary</h2>",
-        _table(("", "before", "after", "change"), summary_rows),
-        f'<p class="muted">Fidelity: {escape(str(f.get("inputs", "")))}.</p>',
+
+def _ci_points(interval: list[float] | None) -> str:
+    if not interval:
+        return ""
+    lo, hi = interval
+    return f" (95% CI {lo * 100:.2f} to {hi * 100:.2f} points)"
+
+
+def _layer_blocks(b: dict, a: dict) -> list[dict]:
+    after_by_name = {row["name"]: row for row in a.get("layers", [])}
+    rows = []
+    for row in b["layers"]:
+        other = after_by_name.get(row["name"], {})
+        rows.append((row["name"], row["type"] + (f" → {other['type']}" if other.get("type") not in (None, row["type"]) else ""),
+                     "×".join(map(str, row["shape"])), row["dtype"] + (f" → {other['dtype']}" if other.get("dtype") not in (None, row["dtype"]) else ""),
+                     f"{row['sparsity']:.1%} → {other['sparsity']:.1%}" if other else f"{row['sparsity']:.1%}",
+                     f"{_bytes(row['bytes'])} → {_bytes(other['bytes'])}" if other else _bytes(row["bytes"])))
+    return [_h2("Layers"), LEGEND, _svg(layer_chart(b["layers"], a.get("layers", []))),
+            _table(("layer", "type", "shape", "dtype", "sparsity", "bytes"), rows)]
+
+
+def _latency_blocks(b: dict, a: dict, v: dict) -> list[dict]:
+    def pcts(x: dict) -> str:
+        return " / ".join(f"{x[k]:.3f}" for k in ("p50", "p90", "p99") if k in x)
+
+    lb = b["latency"][0]
+    blocks = [_h2("Latency"), LEGEND, _svg(latency_chart(b["latency"], a["latency"])),
+              _table(("batch", "before p50 / p90 / p99 ms", "after p50 / p90 / p99 ms", "throughput before → after (samples/s)", "speedup"),
+                     [(str(x["batch_size"]), pcts(x), pcts(y),
+                       f"{x['throughput']:,.0f} → {y['throughput']:,.0f}" if "throughput" in x and "throughput" in y else "–",
+                       f"{x['p50'] / y['p50']:.2f}x" if y["p50"] else "–") for x, y in zip(b["latency"], a["latency"])]),
+              _note(f'{lb.get("runs")} timed runs after {lb.get("warmup")} warm-up calls, {lb.get("threads")} thread(s), '
+                    f'on {lb.get("hardware") or lb.get("device") or "?"}; after: {a["latency"][0].get("runtime")}. {lb.get("method", "")}')]
+    if v.get("simulated_only"):
+        blocks.append({"kind": "box", "tone": "warn", "title": "Simulated only", "code": "", "text": "; ".join(v.get("simulated_reasons", []))})
+    return blocks
+
+
+def _provenance_rows(p: dict) -> list:
+    cpu = p.get("cpu", {})
+    flags = ", ".join(k for k, on in cpu.get("flags", {}).items() if on) or "none of avx2/avx512/vnni/amx"
+    gpu = p.get("gpu")
+    return [
+        ("modelpress / torch / python", f"{p.get('modelpress')} / {p.get('torch')} / {p.get('python')}"),
+        ("CPU", f"{cpu.get('model', '?')} ({p.get('machine')}, {cpu.get('logical_cpus')} logical CPUs)"),
+        ("CPU flags", flags),
+        ("torch CPU capability / int8 engine", f"{p.get('cpu_capability')} / {p.get('quantized_engine')}"),
+        ("device / seed", f"{p.get('device')} / {p.get('seed')}"),
+        ("GPU", f"{gpu.get('name')} (compute capability {gpu.get('capability')}, CUDA {gpu.get('cuda')})" if gpu else "none"),
+        ("libraries", ", ".join(f"{k} {v}" for k, v in (p.get("libraries") or {}).items())),
+        *[(f"sha256 of {name}", {"code": str(digest)}) for name, digest in (p.get("input_sha256") or {}).items()],
     ]
-    if b.get("layers"):
-        sections += ["<h2>Layers</h2>", _legend(), layer_chart(b["layers"], a.get("layers", []))]
-        after_by_name = {row["name"]: row for row in a.get("layers", [])}
-        rows = []
-        for row in b["layers"]:
-            other = after_by_name.get(row["name"], {})
-            rows.append((escape(row["name"]), escape(row["type"]) + (f" → {escape(other['type'])}" if other.get("type") not in (None, row["type"]) else ""),
-                         escape("×".join(map(str, row["shape"]))), escape(row["dtype"]) + (f" → {escape(other['dtype'])}" if other.get("dtype") not in (None, row["dtype"]) else ""),
-                         f"{row['sparsity']:.1%} → {other['sparsity']:.1%}" if other else f"{row['sparsity']:.1%}",
-                         f"{_bytes(row['bytes'])} → {_bytes(other['bytes'])}" if other else _bytes(row["bytes"])))
-        sections.append(_table(("layer", "type", "shape", "dtype", "sparsity", "bytes"), rows))
-    if b.get("latency") and a.get("latency"):
-        def pcts(x: dict) -> str:
-            return " / ".join(f"{x[k]:.3f}" for k in ("p50", "p90", "p99") if k in x)
 
-        lb = b["latency"][0]
-        sections += ["<h2>Latency</h2>", _legend(), latency_chart(b["latency"], a["latency"]),
-                     _table(("batch", "before p50 / p90 / p99 ms", "after p50 / p90 / p99 ms", "throughput before → after (samples/s)", "speedup"),
-                            [(str(x["batch_size"]), pcts(x), pcts(y),
-                              f"{x['throughput']:,.0f} → {y['throughput']:,.0f}" if "throughput" in x and "throughput" in y else "–",
-                              f"{x['p50'] / y['p50']:.2f}x" if y["p50"] else "–") for x, y in zip(b["latency"], a["latency"])]),
-                     f'<p class="muted">{escape(str(lb.get("runs")))} timed runs after {escape(str(lb.get("warmup")))} warm-up calls, '
-                     f'{escape(str(lb.get("threads")))} thread(s), on {escape(str(lb.get("hardware") or lb.get("device") or "?"))}; '
-                     f'after: {escape(str(a["latency"][0].get("runtime")))}. {escape(str(lb.get("method", "")))}</p>']
-        if v.get("simulated_only"):
-            sections.append('<p class="verdict warn"><strong>Simulated only:</strong> '
-                            + escape("; ".join(v.get("simulated_reasons", []))) + "</p>")
+
+def _blocks(metrics: dict[str, Any], links: dict[str, str]) -> list[dict]:
+    b, a, v, f = metrics["before"], metrics["after"], metrics["verdict"], metrics["fidelity"]
+    blocks = [_h2("Summary"), _table(("", "before", "after", "change"), _summary_rows(metrics)), _note(f"Fidelity: {f.get('inputs', '')}.")]
+    if b.get("layers"):
+        blocks += _layer_blocks(b, a)
+    if b.get("latency") and a.get("latency"):
+        blocks += _latency_blocks(b, a, v)
     if (b.get("macs") or {}).get("macs") and (a.get("macs") or {}).get("macs"):
-        sections += ["<h2>Compute</h2>", _legend(), macs_chart(b["macs"], a["macs"]),
-                     f'<p class="muted">For input shape {escape(str(b["macs"].get("input_shape")))}; '
-                     f'{escape(str(a["macs"].get("method", "")))}. {escape(str(a["macs"].get("note") or ""))}</p>']
+        blocks += [_h2("Compute"), LEGEND, _svg(macs_chart(b["macs"], a["macs"])),
+                   _note(f'For input shape {b["macs"].get("input_shape")}; {a["macs"].get("method", "")}. {a["macs"].get("note") or ""}')]
+    mb, ma = b.get("memory") or {}, a.get("memory") or {}
     if mb.get("method"):
-        sections += ["<h2>Memory</h2>", f'<p class="muted">{escape(str(mb["method"]))}.'
-                     + (f" Before: {escape(str(mb['note']))}." if mb.get("note") else "")
-                     + (f" After: {escape(str(ma['note']))}." if ma.get("note") else "") + "</p>"]
+        blocks += [_h2("Memory"), _note(f"{mb['method']}." + (f" Before: {mb['note']}." if mb.get("note") else "")
+                                        + (f" After: {ma['note']}." if ma.get("note") else ""))]
     if metrics.get("candidates"):
         goal = metrics.get("goal") or {}
-        sections += ["<h2>Candidates</h2>"]
+        blocks.append(_h2("Candidates"))
         if goal:
-            sections.append(f'<p class="verdict {"good" if goal.get("met") else "warn"}"><strong>Goal '
-                            f'{"met" if goal.get("met") else "not met"}:</strong> <code>{escape(json.dumps(goal.get("spec"), sort_keys=True))}</code>'
-                            + (f" — {escape(str(goal['diagnosis']))}" if goal.get("diagnosis") else "") + "</p>")
-        sections += [pareto_chart(metrics["candidates"]), _candidates_table(metrics["candidates"])]
+            blocks.append({"kind": "box", "tone": "good" if goal.get("met") else "warn", "title": f"Goal {'met' if goal.get('met') else 'not met'}",
+                           "code": json.dumps(goal.get("spec"), sort_keys=True),
+                           "text": f" — {goal['diagnosis']}" if goal.get("diagnosis") else ""})
+        blocks += [_svg(pareto_chart(metrics["candidates"])), _candidates_table(metrics["candidates"])]
     if (metrics.get("sensitivity") or {}).get("layers"):
-        sections += ["<h2>Sensitivity</h2>", sensitivity_chart(metrics["sensitivity"]),
-                     '<p class="muted">Each bar: how much the metric drops when only that layer is compressed; '
-                     "the tallest bars are the layers to keep at higher precision or density.</p>"]
-    sections += ["<h2>Steps</h2>", _table(("#", "step", "seconds"), [(str(s["step"] + 1), escape(s["label"]), f"{s['seconds']:.2f}") for s in metrics.get("steps", [])])]
+        blocks += [_h2("Sensitivity"), _svg(sensitivity_chart(metrics["sensitivity"])),
+                   _note("Each bar: how much the metric drops when only that layer is compressed; "
+                         "the tallest bars are the layers to keep at higher precision or density.")]
+    blocks += [_h2("Steps"), _table(("#", "step", "seconds"), [(str(s["step"] + 1), s["label"], f"{s['seconds']:.2f}") for s in metrics.get("steps", [])])]
     if metrics.get("notes"):
-        sections.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in metrics["notes"]) + "</ul>")
+        blocks.append({"kind": "list", "items": metrics["notes"]})
     if metrics.get("training"):
-        sections += ["<h2>Training</h2>", _table(
+        blocks += [_h2("Training"), _table(
             ("step", "objective", "samples", "epochs", "loss per epoch", "seconds", "stopped early"),
-            [(escape(t["step"]), escape(t["objective"] + (f"; student {t['student']}" if t.get("student") else "")
-                                         + (f"; lr schedule {t['schedule']}" if t.get("schedule") else "")), _num(t["samples"]), f"{t['epochs_completed']} / {t['epochs']}",
-              escape(", ".join(f"{x:.4f}" for x in t["epoch_loss"])), f"{t['seconds']:.2f}", escape(t.get("stopped_early") or "no"))
+            [(t["step"], t["objective"] + (f"; student {t['student']}" if t.get("student") else "")
+              + (f"; lr schedule {t['schedule']}" if t.get("schedule") else ""), _num(t["samples"]), f"{t['epochs_completed']} / {t['epochs']}",
+              ", ".join(f"{x:.4f}" for x in t["epoch_loss"]), f"{t['seconds']:.2f}", t.get("stopped_early") or "no")
              for t in metrics["training"]],
         )]
-    artifacts = [(f'<a href="{escape(links.get(name, name))}">{escape(name)}</a>', escape(info["format"]), _bytes(info["bytes"]),
+    artifacts = [({"href": links.get(name, name), "text": name}, info["format"], _bytes(info["bytes"]),
                   (f"{info['size_ratio']:.2f}x {'smaller' if info.get('smaller') else '(not smaller)'}" if info.get("size_ratio") else "–"),
                   "yes" if info.get("measured") else "")
                  for name, info in metrics.get("artifacts", {}).items()]
-    sections += ["<h2>Artifacts</h2>", _table(("file", "format", "size", "vs upload", "measured"), artifacts)]
+    blocks += [_h2("Artifacts"), _table(("file", "format", "size", "vs upload", "measured"), artifacts)]
     if links.get("metrics"):
-        sections.append(f'<p><a href="{escape(links["metrics"])}">metrics.json</a></p>')
-    p = metrics.get("provenance", {})
-    cpu = p.get("cpu", {})
-    flags = ", ".join(k for k, on in cpu.get("flags", {}).items() if on) or "none of avx2/avx512/vnni/amx"
-    sections += ["<h2>Provenance</h2>", _table(("", ""), [
-        ("modelpress / torch / python", escape(f"{p.get('modelpress')} / {p.get('torch')} / {p.get('python')}")),
-        ("CPU", escape(f"{cpu.get('model', '?')} ({p.get('machine')}, {cpu.get('logical_cpus')} logical CPUs)")),
-        ("CPU flags", escape(flags)),
-        ("torch CPU capability / int8 engine", escape(f"{p.get('cpu_capability')} / {p.get('quantized_engine')}")),
-        ("device / seed", escape(f"{p.get('device')} / {p.get('seed')}")),
-        ("GPU", escape(f"{p['gpu'].get('name')} (compute capability {p['gpu'].get('capability')}, CUDA {p['gpu'].get('cuda')})") if p.get("gpu") else "none"),
-        ("libraries", escape(", ".join(f"{k} {v}" for k, v in (p.get("libraries") or {}).items()))),
-        *[(f"sha256 of {escape(name)}", f"<code>{escape(str(digest))}</code>") for name, digest in (p.get("input_sha256") or {}).items()],
-    ])]
-    body = "\n".join(sections)
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">'
-            f"<title>modelpress report {escape(job['id'])}</title><style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
+        blocks.append({"kind": "link", "href": links["metrics"], "text": "metrics.json"})
+    blocks += [_h2("Provenance"), _table(("", ""), _provenance_rows(metrics.get("provenance", {})))]
+    return blocks
+
+
+def render_report(job: dict[str, Any], metrics: dict[str, Any], links: dict[str, str] | None = None) -> str:
+    """``job``: the job record as JSON (id, state, spec, artifacts, times); ``metrics``: metrics.json."""
+    v = metrics["verdict"]
+    cautions = _cautions(metrics)
+    ok = bool(v.get("smaller") and v.get("faster") is not False and not cautions)
+    return render("report.html", css=Markup(CSS), job_id=job["id"], state=job["state"], created=str(job.get("created_at", "")),
+                  finished=str(job.get("finished_at") or ""), schema=str(metrics.get("schema", "?")), ok=ok,
+                  headline=_headline(metrics), cautions=cautions, blocks=_blocks(metrics, links or {}),
+                  before_colour=BEFORE, after_colour=AFTER)

@@ -453,8 +453,8 @@ def make_verdict(before: dict, after: dict, runtime: str, *, simulated: list[str
     if fidelity is not None:
         verdict["quality"] = q = quality_verdict(fidelity, quality)
         if q["metric"] == "top1_accuracy" and -q["change"] > ACCURACY_DROP_WARNING:
-            verdict["warnings"].append(f"top-1 accuracy dropped {-q['change']:.1%} (95% CI {-q['ci95'][1]:.1%} to "
-                                       f"{-q['ci95'][0]:.1%}) on the {q['basis']}")
+            verdict["warnings"].append(f"top-1 accuracy dropped {-q['change'] * 100:.1f} points (95% CI {-q['ci95'][1] * 100:.1f} to "
+                                       f"{-q['ci95'][0] * 100:.1f} points) on the {q['basis']}")
         elif q["metric"] == "output_cosine" and fidelity["cosine_similarity"] < COSINE_WARNING:
             verdict["warnings"].append(f"outputs differ from the original's (cosine {fidelity['cosine_similarity']:.4f} on "
                                        f"{fidelity['inputs']}); no labelled data was given to measure accuracy")

@@ -359,7 +359,7 @@ def diagnose(rows: list[dict], goal: Goal, chosen: dict | None, *, stopped: str,
             with_acc = [r for r in done if r["accuracy_drop"] is not None]
             best = min(with_acc, key=lambda r: r["accuracy_drop"]) if with_acc else None
             parts.append(f"max_accuracy_drop={goal.max_accuracy_drop:g}: every candidate lost more {goal.metric}"
-                         + (f"; the least was '{best['label']}' with a drop of {best['accuracy_drop']:.4f}" if best else ""))
+                         + (f"; the least was '{best['label']}' with a drop of {best['accuracy_drop'] * 100:.2f} points" if best else ""))
         if not blocking:  # each constraint is reachable alone, but not together
             pairs = ", ".join(f"'{r['label']}' misses {' and '.join(unmet(r, goal))}" for r in done)
             parts.append(f"no candidate met every constraint at once ({pairs})")

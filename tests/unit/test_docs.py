@@ -20,7 +20,7 @@ PAGES = [README] + [ROOT / "docs" / name for name in (
 # Pages other branches are writing; linked already, so they may be missing until those merge.
 PENDING = {"sandbox.md", "security-torchscript.md", "limits.md", "recovery.md", "security-small-fixes.md", "mutation-check.md"}
 # Variables that are not Settings fields: client side, compose-only, test-only.
-OTHER_VARIABLES = {"MODELPRESS_API_KEY", "MODELPRESS_PORT", "MODELPRESS_TEST_CACHE"}
+OTHER_VARIABLES = {"MODELPRESS_API_KEY", "MODELPRESS_URL", "MODELPRESS_PORT", "MODELPRESS_TEST_CACHE"}  # client-side and test variables
 
 DEMO = "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 -e '.[all]' && modelpress demo"
 TESTS = ("python3 -m venv .venv && . .venv/bin/activate && pip install -q torch==2.13.0 -e '.[dev]' "

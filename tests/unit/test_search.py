@@ -99,7 +99,7 @@ def test_diagnosis_names_the_blocking_constraint_and_layer():
     table = {"kind": "quantize", "metric": "top1", "layers": [{"name": "fc1", "type": "Linear", "delta": 0.002},
                                                               {"name": "fc2", "type": "Linear", "delta": 0.03}]}
     text = diagnose(rows, acc_goal, rows[0], stopped="time budget", skipped=[], sensitivity=table)
-    assert "the least was 'a' with a drop of 0.0100" in text
+    assert "the least was 'a' with a drop of 1.00 points" in text
     assert "the most sensitive layer is 'fc2' (Linear): int8 on it alone costs 0.0300 top1 drop" in text
     assert "the time budget ran out after 2 candidate(s)" in text
 

@@ -129,3 +129,24 @@ def test_a_larger_artifact_is_not_smaller():
     verdict = make_verdict(before, after, "eager")
     assert verdict["smaller"] is False and verdict["size_ratio"] == 1.0
     assert any(w.startswith("the artifact is not smaller") for w in verdict["warnings"])
+
+
+def test_an_accuracy_drop_is_in_points_in_the_warning_the_cli_and_the_report():
+    """One unit for accuracy drops everywhere: percentage points (a 2-point drop from 98% to 96%),
+    never "%", which reads as a relative change."""
+    from modelpress.cli import verdict_line
+    from service.report import render_report
+    from tests.unit.test_report import JOB, METRICS
+
+    quality = {"metric": "top1_accuracy", "count": 500, "top1_accuracy_before": 0.98, "top1_accuracy_after": 0.96,
+               "accuracy_drop": 0.02, "accuracy_drop_ci95": [0.01, 0.03]}
+    fidelity = {"cosine_similarity": 0.99, "inputs": "500 eval items"}
+    verdict = make_verdict(*timed(*QUICKER), "torchscript", fidelity=fidelity, quality=quality)
+    (warning,) = [w for w in verdict["warnings"] if "accuracy" in w]
+    assert warning == "top-1 accuracy dropped 2.0 points (95% CI 1.0 to 3.0 points) on the labelled eval set (500 items)"
+    metrics = {**METRICS, "quality": quality, "verdict": {**METRICS["verdict"], "warnings": [warning]}}
+    assert "(drop 2.0 points, 95% CI 1.0 to 3.0)" in verdict_line(metrics)
+    html = render_report(JOB, metrics)
+    assert "drop 2.00 points (95% CI 1.00 to 3.00 points)" in html
+    for text in (warning, verdict_line(metrics), html):
+        assert "2.0%" not in text and "2.00%" not in text
