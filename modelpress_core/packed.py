@@ -426,8 +426,8 @@ def read_raw(path: str | Path) -> tuple[dict[str, Any], dict[str, tuple[str, np.
 
 
 def unpack(path: str | Path) -> dict[str, Any]:
-    """A packed file back to a state_dict of numpy arrays (torch tensors: ``modelpress.packed.unpack(path,
-    framework="pt")``, which needs torch).
+    """A packed file back to a state_dict of numpy arrays (torch tensors: the SDK's ``unpack(path,
+    framework="pt")`` in the SDK's packed module, which needs torch).
 
     Raises ``PackedFormatError`` for a corrupted, truncated or foreign file. bfloat16 has no numpy dtype:
     ask for ``framework="pt"`` (or use ``modelpress unpack`` to write safetensors).
