@@ -319,13 +319,13 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobView, responses={401: PROBLEMS[401], 404: PROBLEMS[404]}, summary="A job's state, progress and results")
-async def get_job(job_id: str, request: Request, settings: SettingsDep, tenant: TenantDep) -> Response:
+async def get_job(job_id: str, request: Request, tenant: TenantDep) -> Response:
     # async on the asyncio Redis client, the view serialized once: no thread hop, no model round trips
     record = tenant_record(await request.app.state.aredis.get(keys.job(job_id)), job_id, tenant)
     waiting = None
     if record.state == JobState.queued:
         waiting = await run_in_threadpool(waiting_reason, request.app.state.redis, record.queue)
-    return Response(job_view_json(record, base_url(request, settings), waiting), media_type="application/json")
+    return Response(job_view_json(record, base_url(request, request.app.state.settings), waiting), media_type="application/json")
 
 
 CANCEL_RESPONSES = {
