@@ -13,6 +13,7 @@ from service.api.access import auth_required_for
 from service.api.intake_slots import IntakeSlots, IntakeSlotsCollector
 from service.api.limits import BodySizeLimit
 from service.api.problems import install_problem_handler
+from service.api.status_fast_path import StatusReadFastPath
 from modelpress_core.config import LOCAL_TENANT, Settings, get_settings
 from modelpress_core.storage.artifacts import make_store
 from modelpress_core.storage.private import private_dir, tighten
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.prom.registry.register(IntakeSlotsCollector(app.state.intake_slots))
     install_problem_handler(app)
     app.add_middleware(BodySizeLimit, max_bytes_getter=lambda: settings.max_upload_bytes)
+    app.add_middleware(StatusReadFastPath)  # a successful GET /jobs/{id} below the routing; the route answers the rest
     for router in (jobs.router, events.router, artifacts.router, schemas.router, capabilities.router, health.router, prometheus.router, ui.router):
         app.include_router(router)
     return app
