@@ -5,8 +5,10 @@ middleware layers cost more CPU per request than reading and serializing the rec
 (docs/benchmarks.md, "API status read"). This pure ASGI middleware answers a ``GET /jobs/{id}``
 itself when everything goes right: the tenant is known (auth off on loopback, or a valid key), the
 record exists and is the tenant's. Anything else (no or bad key, another tenant's or an unknown
-job, Redis failing, a queued job, any other path or method) falls through to the ordinary route
-in ``jobs.py``, which answers it exactly as before (problem+json, WWW-Authenticate, retries).
+job, a queued job, any other path or method) falls through to the ordinary route in ``jobs.py``,
+which answers it exactly as before (problem+json, WWW-Authenticate). Redis failing after the
+client's retries is answered here with the route's 503 problem (the same handler), so a client
+does not wait out the retry budget twice.
 Both paths build the body with the same functions (``tenant_record``, ``job_view_json``).
 """
 
@@ -26,6 +28,7 @@ from modelpress_core.storage.apikeys import verify_async
 from modelpress_core.storage.jobs import tenant_record
 from service.api.access import unauthenticated_tenant
 from service.api.jobs import base_url
+from service.api.problems import problem_response
 from service.api.views import job_view_json
 
 STATUS_PATH = re.compile(r"^/jobs/([^/]+)$")
@@ -38,7 +41,10 @@ class StatusReadFastPath:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "GET" and (match := STATUS_PATH.match(get_route_path(scope))):
-            body = await self._status(scope, match.group(1))
+            try:
+                body = await self._status(scope, match.group(1))
+            except redis.RedisError as exc:  # already retried for MODELPRESS_REDIS_RETRY_S: the route's 503, not a second wait
+                return await problem_response(Request(scope), exc)(scope, receive, send)
             if body is not None:
                 await send({"type": "http.response.start", "status": 200,
                             "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
@@ -58,7 +64,7 @@ class StatusReadFastPath:
                     return None
                 tenant = key.tenant
             record = tenant_record(await state.aredis.get(keys.job(job_id)), job_id, tenant)
-        except (ModelpressError, redis.RedisError):
+        except ModelpressError:
             return None
         if record.state == JobState.queued:
             return None  # the route says why it waits (a read of the workers' heartbeats)
