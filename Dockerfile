@@ -11,6 +11,8 @@ COPY pyproject.toml README.md ./
 COPY service ./service
 COPY worker ./worker
 COPY modelpress ./modelpress
+COPY modelpress_core ./modelpress_core
+COPY modelpress_torch ./modelpress_torch
 # torch pinned in the same command, so pip never swaps it: CPU wheels by default; the gpu worker's
 # image is built with TORCH_INDEX_URL pointing at a CUDA wheel index (docker-compose.yml does).
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
@@ -25,4 +27,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD curl -fsS http://127.0.0.1:8000/healthz || exit 1
 
-CMD ["uvicorn", "service.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "service.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--http", "httptools", "--loop", "uvloop"]

@@ -122,6 +122,7 @@ class Stack:
             "api",
             [sys.executable, "-m", "uvicorn", "service.main:create_app", "--factory",
              "--host", self.api_host, "--port", str(self.api_port), "--log-level", self.api_log_level,
+             "--http", "httptools", "--loop", "uvloop",  # the [server] extra's C parser and event loop
              *(["--workers", str(self.api_workers)] if self.api_workers > 1 else [])],
             env,
         )

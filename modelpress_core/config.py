@@ -23,6 +23,7 @@ class AuthMode(str, Enum):
 LOCAL_TENANT = "local"
 
 
+@lru_cache(maxsize=1024)  # asked per request of the peer's address (access.py); clients are few
 def is_loopback(host: str) -> bool:
     """Is ``host`` (a bind address or name) loopback-only? ``0.0.0.0``, ``::`` and names other than
     ``localhost`` are not."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-import redis.asyncio
 from fastapi import FastAPI
 
 from modelpress_core import __version__
@@ -14,10 +13,11 @@ from service.api.access import auth_required_for
 from service.api.intake_slots import IntakeSlots, IntakeSlotsCollector
 from service.api.limits import BodySizeLimit
 from service.api.problems import install_problem_handler
+from service.api.status_fast_path import StatusReadFastPath
 from modelpress_core.config import LOCAL_TENANT, Settings, get_settings
 from modelpress_core.storage.artifacts import make_store
 from modelpress_core.storage.private import private_dir, tighten
-from modelpress_core.storage.connection import redis_client
+from modelpress_core.storage.connection import async_redis_client, redis_client
 
 log = logging.getLogger("modelpress.api")
 
@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.redis = redis_client(settings.redis_url, retry_s=settings.redis_retry_s, health_check_interval=30)
-        app.state.aredis = redis.asyncio.Redis.from_url(settings.redis_url, health_check_interval=30)
+        app.state.aredis = async_redis_client(settings.redis_url, retry_s=settings.redis_retry_s, health_check_interval=30)
         tighten(private_dir(settings.artifacts_path))  # 0700 directories, 0600 files, also those from before modes were private
         yield
         app.state.redis.close()
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.prom.registry.register(IntakeSlotsCollector(app.state.intake_slots))
     install_problem_handler(app)
     app.add_middleware(BodySizeLimit, max_bytes_getter=lambda: settings.max_upload_bytes)
+    app.add_middleware(StatusReadFastPath)  # a successful GET /jobs/{id} below the routing; the route answers the rest
     for router in (jobs.router, events.router, artifacts.router, schemas.router, capabilities.router, health.router, prometheus.router, ui.router):
         app.include_router(router)
     return app

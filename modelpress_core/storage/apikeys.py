@@ -108,11 +108,22 @@ class ApiKeyRepository:
         parsed = parse_key(token)
         if parsed is None:
             return None
-        key_id, secret = parsed
-        try:
-            record = self.get(key_id)
-        except ApiKeyNotFound:
-            return None
-        if record.revoked_at is not None or not hmac.compare_digest(record.secret_sha256, hash_secret(secret)):
-            return None
-        return record
+        return matching_key(self.redis.get(keys.api_key(parsed[0])), parsed[1])
+
+
+async def verify_async(client, token: str) -> ApiKey | None:
+    """``ApiKeyRepository.verify`` on an asyncio Redis client (the API's request path, no thread hop)."""
+    parsed = parse_key(token)
+    if parsed is None:
+        return None
+    return matching_key(await client.get(keys.api_key(parsed[0])), parsed[1])
+
+
+def matching_key(raw: bytes | str | None, secret: str) -> ApiKey | None:
+    """The stored key record ``raw`` if ``secret`` is its secret and it is not revoked; else None."""
+    if raw is None:
+        return None
+    record = ApiKey(**json.loads(raw))
+    if record.revoked_at is not None or not hmac.compare_digest(record.secret_sha256, hash_secret(secret)):
+        return None
+    return record

@@ -14,6 +14,7 @@ read-check-write then (its reads see whatever the interrupted EXEC did or did no
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import socket
@@ -22,6 +23,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import redis
+import redis.asyncio
+import redis.asyncio.retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 from redis.retry import Retry
@@ -81,6 +84,54 @@ def redis_client(url: str, *, retry_s: float, socket_timeout: float = 30.0,
     return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=min(socket_timeout, 5.0),
                                 retry=DeadlineRetry(retry_s, on_failure=on_failure), retry_on_error=list(RETRIED_ERRORS),
                                 **kwargs)
+
+
+class AsyncDeadlineRetry(redis.asyncio.retry.Retry):
+    """``DeadlineRetry`` for redis-py's asyncio client: the same budget, backoff and failure callback."""
+
+    def __init__(self, budget_s: float, backoff=None, on_failure: Callable[[Exception, int], None] | None = None):
+        super().__init__(backoff or ExponentialBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S), retries=1_000_000,
+                         supported_errors=RETRIED_ERRORS)
+        self.budget_s = budget_s
+        self.on_failure = on_failure or _log_first_failure
+
+    def __deepcopy__(self, memo) -> AsyncDeadlineRetry:
+        return AsyncDeadlineRetry(self.budget_s, copy.deepcopy(self._backoff, memo), self.on_failure)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, AsyncDeadlineRetry) and other.budget_s == self.budget_s and super().__eq__(other)
+
+    __hash__ = redis.asyncio.retry.Retry.__hash__
+
+    async def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):
+        self._backoff.reset()
+        failures = 0
+        deadline = None
+        while True:
+            try:
+                return await do()
+            except self._supported_errors as error:
+                if is_retryable and not is_retryable(error):
+                    raise
+                failures += 1
+                if with_failure_count:
+                    await fail(error, failures)
+                else:
+                    await fail(error)
+                self.on_failure(error, failures)
+                now = time.monotonic()
+                deadline = deadline if deadline is not None else now + self.budget_s
+                if now >= deadline:
+                    raise
+                await asyncio.sleep(min(self._backoff.compute(failures), max(0.0, deadline - now)))
+
+
+def async_redis_client(url: str, *, retry_s: float, socket_timeout: float = 30.0,
+                       on_failure: Callable[[Exception, int], None] | None = None, **kwargs) -> redis.asyncio.Redis:
+    """``redis_client`` for asyncio: commands retried across a Redis restart for up to ``retry_s`` seconds."""
+    return redis.asyncio.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=min(socket_timeout, 5.0),
+                                        retry=AsyncDeadlineRetry(retry_s, on_failure=on_failure),
+                                        retry_on_error=list(RETRIED_ERRORS), **kwargs)
 
 
 def _log_first_failure(error: Exception, failures: int) -> None:

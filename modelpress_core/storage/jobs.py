@@ -222,6 +222,16 @@ class JobRepository:
         return [json.loads(raw) for raw in self.redis.lrange(keys.job_log(job_id), start, -1)]
 
 
+def tenant_record(raw: bytes | str | None, job_id: str, tenant: str) -> JobRecord:
+    """The stored record ``raw`` of ``job_id`` if it is ``tenant``'s; JobNotFound otherwise (absent or another's)."""
+    if raw is None:
+        raise JobNotFound(f"no job with id {job_id!r}")
+    record = JobRecord.model_validate_json(raw)
+    if record.tenant != tenant:
+        raise JobNotFound(f"no job with id {job_id!r}")
+    return record
+
+
 class TenantJobs:
     """One tenant's view of the repository: every read and write of the API goes through it.
 
@@ -233,10 +243,7 @@ class TenantJobs:
         self.redis = repo.redis
 
     def get(self, job_id: str) -> JobRecord:
-        record = self.repo.get(job_id)
-        if record.tenant != self.tenant:
-            raise JobNotFound(f"no job with id {job_id!r}")
-        return record
+        return tenant_record(self.redis.get(keys.job(job_id)), job_id, self.tenant)
 
     def exists(self, job_id: str) -> bool:
         try:

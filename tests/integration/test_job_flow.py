@@ -108,6 +108,8 @@ def test_job_that_fails_in_the_worker_says_why(api, digits_mlp_path):
     assert job["error"]["type"].startswith("https://modelpress.dev/problems/")
     assert job["artifacts"] == []
     assert api.get(f"/jobs/{job['id']}/metrics").status_code == 409
+    listed = api.get("/jobs", params={"state": "failed", "limit": 200}).json()["items"]
+    assert next(j for j in listed if j["id"] == job["id"]) == api.get(f"/jobs/{job['id']}").json()
 
 
 def test_list_jobs_newest_first_with_filter_and_pages(api, digits_mlp_path):
@@ -117,6 +119,10 @@ def test_list_jobs_newest_first_with_filter_and_pages(api, digits_mlp_path):
     page = api.get("/jobs", params={"limit": 1}).json()
     assert page["items"][0]["id"] == second and page["next_cursor"] == 1
     assert api.get("/jobs", params={"limit": 1, "cursor": 1}).json()["items"][0]["id"] == first
+    # the status read (StatusReadFastPath, below the routing) says exactly what the list's JobView says
+    status = api.get(f"/jobs/{second}")
+    assert status.headers["content-type"] == "application/json"
+    assert status.json() == page["items"][0]
     failed = api.get("/jobs", params={"state": "failed", "limit": 200}).json()["items"]
     assert all(j["state"] == "failed" for j in failed)
 

@@ -3,6 +3,7 @@ killed and started again from the same data dir, as ``modelpress up`` restarts i
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -16,7 +17,7 @@ from modelpress.redis_server import free_port, redis_command
 from modelpress.stack import Child
 from modelpress_core.job import JobRecord, JobState, utcnow
 from modelpress_core.storage import keys
-from modelpress_core.storage.connection import DeadlineRetry, redis_client
+from modelpress_core.storage.connection import DeadlineRetry, async_redis_client, redis_client
 from modelpress_core.storage.jobs import JobRepository
 
 
@@ -165,3 +166,41 @@ def test_only_connection_errors_are_retried():
     with pytest.raises(redis.ResponseError):
         DeadlineRetry(5).call_with_retry(wrong_type, lambda error: None)
     assert len(calls) == 1
+
+
+def test_the_asyncio_client_rides_out_a_restart_too(server):
+    """The API's asyncio client (status reads, key checks, SSE) retries like the sync one."""
+    failures = Failures()
+
+    async def scenario() -> bytes | None:
+        client = async_redis_client(server.url, retry_s=30, socket_timeout=5, on_failure=failures)
+        try:
+            await client.set("k", "before")
+            server.kill()
+            restart_after_first_failure(server, failures)
+            return await client.get("k")
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(scenario()) == b"before"
+    assert failures.errors and all(isinstance(e, redis.ConnectionError) for e in failures.errors)
+
+
+def test_the_asyncio_client_gives_up_after_its_budget(server):
+    failures = Failures()
+
+    async def scenario() -> None:
+        client = async_redis_client(server.url, retry_s=1.0, socket_timeout=5, on_failure=failures)
+        try:
+            await client.ping()
+            server.kill()
+            await client.get("k")
+        finally:
+            await client.aclose()
+
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError):
+        asyncio.run(scenario())
+    elapsed = time.monotonic() - started
+    assert 1.0 <= elapsed < 30
+    assert len(failures.errors) >= 2
