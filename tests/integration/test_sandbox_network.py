@@ -16,7 +16,8 @@ pytestmark = pytest.mark.skipif(landlock.abi_version() < 4, reason="needs Landlo
 
 def attempt(mode: str, port: int, work_dir) -> dict:
     env = host.child_environment(work_dir, scrub=True, threads=1, settings=type("S", (), {
-        "search_max_seconds": 1, "sensitivity_max_layers": 1, "sensitivity_max_samples": 1})())
+        "search_max_seconds": 1, "sensitivity_max_layers": 1, "sensitivity_max_samples": 1,
+        "torchscript_op_check": True})())
     done = subprocess.run([sys.executable, "-P", "-m", "tests.integration.sandbox_net_child", mode, str(port), str(work_dir)],
                           capture_output=True, text=True, timeout=120, env=env, cwd=work_dir, check=True)
     return json.loads(done.stdout)
