@@ -110,11 +110,11 @@ MUTANTS = [
            "if not soft and self.name == RUN_JOB_TASK:", "if False:", TIME_LIMIT),
     Mutant("time limit: the record is not failed", "worker/tasks.py",
            "        _fail(record, hard_time_limit_problem(limit_s))\n", "        raise NoChange\n", TIME_LIMIT),
-    # the job state machine (service/domain/job.py)
-    Mutant("states: succeeded may run again", "service/domain/job.py",
+    # the job state machine (modelpress_core/job.py)
+    Mutant("states: succeeded may run again", "modelpress_core/job.py",
            "JobState.succeeded: frozenset({JobState.expired}),", "JobState.succeeded: frozenset({JobState.expired, JobState.running}),",
            STATES),
-    Mutant("states: running can no longer be requeued", "service/domain/job.py",
+    Mutant("states: running can no longer be requeued", "modelpress_core/job.py",
            "JobState.cancelling, JobState.queued}),", "JobState.cancelling}),", STATES),
     # the CI guard (tests/ci_skips.py)
     Mutant("ci guard: skips pass under CI", "tests/ci_skips.py",

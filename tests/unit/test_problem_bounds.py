@@ -1,4 +1,4 @@
-"""Every problem is bounded (service/domain/errors.py bounded_problem), on each path a problem takes."""
+"""Every problem is bounded (modelpress_core/errors.py bounded_problem), on each path a problem takes."""
 
 from __future__ import annotations
 
