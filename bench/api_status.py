@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import os
 import sys
 import tempfile
 import time

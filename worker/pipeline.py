@@ -115,7 +115,7 @@ def write_outputs(prepared: Prepared, compressed: nn.Module, formats: list[str],
     for fmt in formats:
         name = export.ARTIFACT_NAMES[fmt]
         path = workdir / name
-        check = export.WRITERS[fmt](compressed, path, prepared.example, manifest)
+        check = export.writer(fmt)(compressed, path, prepared.example, manifest)
         if check is not None:
             checks[name] = check
         outputs.append(Output(name=name, format=fmt, path=path, media_type=export.MEDIA_TYPES[fmt]))
