@@ -3,8 +3,9 @@
     ModelpressError                       500 internal
     ├── Unauthorized                      401 unauthorized (missing, unknown or revoked API key)
     ├── NotFound                          404 job-not-found, artifact-not-found
-    ├── Conflict                          409 job-not-finished, job-finished, illegal-transition,
-    │                                         idempotency-key-reused
+    ├── Conflict                          409 job-not-finished, job-finished, illegal-transition
+    │   ├── IdempotencyKeyReused          409 idempotency-key-reused
+    │   └── IdempotencyKeyInFlight        409 idempotency-key-in-flight
     ├── Gone                              410 job-expired (files removed by retention or purge)
     ├── InvalidSpec                       422 spec-invalid
     ├── InvalidUpload                     422 upload-invalid (corrupt, wrong keys, ...)
@@ -105,6 +106,14 @@ class NotFound(ModelpressError):
 
 class Conflict(ModelpressError):
     status, slug, title = 409, "conflict", "Conflict"
+
+
+class IdempotencyKeyReused(Conflict):
+    slug, title = "idempotency-key-reused", "This Idempotency-Key was used for a different request"
+
+
+class IdempotencyKeyInFlight(Conflict):
+    slug, title = "idempotency-key-in-flight", "A request with this Idempotency-Key is in flight"
 
 
 class InvalidSpec(ModelpressError):

@@ -92,9 +92,16 @@ def _heartbeat_loop(client: redis.Redis, description: dict, period: float) -> No
 
 
 def _inspector_loop(client: redis.Redis) -> None:
+    from modelpress_core.inspection import publish_shapes
     from worker.inspector import answer, warm_up
 
-    warm_up()
+    def publish(name: str, config: dict, shapes: dict) -> None:
+        try:
+            publish_shapes(client, name, config, shapes)
+        except redis.RedisError:
+            log.warning("inspector: could not publish the shapes of %s", name)
+
+    warm_up(publish)
     while not _stop.is_set():
         try:
             item = client.blpop([keys.inspect_requests()], timeout=1)
@@ -108,7 +115,7 @@ def _inspector_loop(client: redis.Redis) -> None:
         except ValueError:
             continue
         try:
-            reply = answer(request)
+            reply = answer(request, publish)
         except Exception as exc:  # answer anyway, so the API does not wait; the strict load decides later
             log.exception("inspector: could not check an upload")
             reply = {"ok": None, "skipped": f"{type(exc).__name__}: {exc}"}

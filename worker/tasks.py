@@ -32,7 +32,6 @@ from worker.sandbox.probe import report_sandbox, startup_check
 
 log = logging.getLogger("modelpress.worker")
 
-DATA_PARTS = ("calibration", "train", "eval")
 METRICS_FILE = "metrics.json"
 
 
@@ -217,18 +216,14 @@ def _run_claimed(task, jobs: JobRepository, store, settings, record, claimed, le
         if spec.device == "auto":  # the API resolved it at submit time (older records: from the queue)
             spec = spec.model_copy(update={"device": record.device or ("cuda" if record.queue == "gpu" else "cpu")})
         _set_job_threads(settings.worker_threads)
-        model_info = record.inputs[0]
+        model_info = record.model  # typed on the record (older records: derived from inputs by JobRecord)
         model_path = store.fetch(job_id, "inputs", model_info.name, workdir)
-        data = {
-            i.name.split(".", 1)[0]: (store.fetch(job_id, "inputs", i.name, workdir), i.format)
-            for i in record.inputs[1:]
-            if i.name.split(".", 1)[0] in DATA_PARTS
-        }
+        data = {part: (store.fetch(job_id, "inputs", i.name, workdir), i.format) for part, i in record.data.items()}
         pipeline_args = dict(
             warmup=settings.latency_warmup,
             runs=settings.latency_runs,
             input_sha256=model_info.sha256,
-            data_sha256={i.name: i.sha256 for i in record.inputs[1:]},
+            data_sha256={i.name: i.sha256 for i in record.data.values()},
             delay_s=settings.test_delay_s,
             delay_cancellable=settings.test_delay_cancellable,
             delay_release=Path(settings.test_delay_release_file) if settings.test_delay_release_file else None,

@@ -63,7 +63,7 @@ class JobView(BaseModel):
             logs=f"{root}/logs",
             artifacts={a.name: f"{root}/artifacts/{a.name}" for a in record.artifacts},
         )
-        return cls(**record.model_dump(exclude={"tenant", "worker", "worker_instance"}), links=links)
+        return cls(**record.model_dump(exclude={"tenant", "worker", "worker_instance", "model", "data"}), links=links)
 
 
 class JobPage(BaseModel):
