@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_serializer, field_validator, model_validator
 
-from modelpress_core.errors import Conflict, bounded_problem
+from modelpress_core.errors import IllegalTransition, bounded_problem
 
 
 class JobState(str, Enum):
@@ -35,11 +35,6 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.cancelled: frozenset({JobState.expired}),
     JobState.expired: frozenset(),
 }
-
-
-class IllegalTransition(Conflict):
-    slug = "illegal-transition"
-    title = "Illegal job state transition"
 
 
 def check_transition(current: JobState, new: JobState) -> None:

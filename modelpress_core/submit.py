@@ -36,7 +36,7 @@ from modelpress_core.capabilities import data_problems, goal_problems
 from modelpress_core.config import Settings
 from modelpress_core.datafiles import array_names, check_data_file
 from modelpress_core.errors import (
-    IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidSpec, InvalidUpload, RateLimited, TooManyJobs, Unavailable,
+    IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidSpec, InvalidUpload, RateLimited, TenantJobLimit, TooManyJobs, Unavailable,
 )
 from modelpress_core.formats import FORMATS
 from modelpress_core.inspection import inspect_state_dict, read_catalog
@@ -45,7 +45,7 @@ from modelpress_core.queue import enqueue_job, queue_for, resolve_device
 from modelpress_core.spec import JobSpec, parse_spec
 from modelpress_core.storage import keys
 from modelpress_core.storage.artifacts import ArtifactStore
-from modelpress_core.storage.jobs import TenantJobLimit, TenantJobs
+from modelpress_core.storage.jobs import TenantJobs
 from modelpress_core.storage.ratelimit import SubmitRateLimiter
 from modelpress_core.storage.staging import StagedFile, stage
 

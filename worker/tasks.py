@@ -13,7 +13,7 @@ from celery.signals import worker_init, worker_process_init, worker_ready
 from celery.worker.request import Request
 
 from modelpress_core.config import get_settings
-from modelpress_core.errors import ModelpressError, bounded_problem
+from modelpress_core.errors import JobFailed, ModelpressError, TimeLimitExceeded, WorkerLost, bounded_problem
 from modelpress_core.job import ArtifactInfo, JobState, Progress, utcnow
 from modelpress_core.spec import JobSpec
 from modelpress_core.lifecycle import finish_cancel
@@ -44,26 +44,23 @@ class JobSuperseded(Exception):
 
 
 def hard_time_limit_problem(limit_s: float) -> dict:
-    return {"type": "https://modelpress.dev/problems/time-limit", "title": "Job time limit exceeded", "status": 500,
-            "detail": f"the job ran past its hard time limit ({limit_s:g} s, MODELPRESS_JOB_TIME_LIMIT_S) and was killed"}
+    return TimeLimitExceeded.hard(limit_s).to_problem()
 
 
 def _failure(exc: BaseException, elapsed_s: float = 0.0) -> dict:
     """The problem a failed job records, bounded (an exception's text can be any length)."""
-    return bounded_problem(_failure_problem(exc, elapsed_s))
+    return _failure_error(exc, elapsed_s).to_problem()
 
 
-def _failure_problem(exc: BaseException, elapsed_s: float) -> dict:
+def _failure_error(exc: BaseException, elapsed_s: float) -> ModelpressError:
     if isinstance(exc, ModelpressError):
-        return exc.to_problem()
+        return exc
     hard = get_settings().job_time_limit_s
     if isinstance(exc, SystemExit) and elapsed_s >= hard - 1:  # the pool's SIGTERM at the hard time limit
-        return hard_time_limit_problem(hard)
+        return TimeLimitExceeded.hard(hard)
     if isinstance(exc, SoftTimeLimitExceeded):
-        return {"type": "https://modelpress.dev/problems/time-limit", "title": "Job time limit exceeded", "status": 500,
-                "detail": f"the job ran past its soft time limit ({get_settings().job_soft_time_limit_s} s)"}
-    return {"type": "https://modelpress.dev/problems/job-failed", "title": "The job failed", "status": 500,
-            "detail": f"{type(exc).__name__}: {exc}"}
+        return TimeLimitExceeded.soft(get_settings().job_soft_time_limit_s)
+    return JobFailed.of(exc)
 
 
 def _logger(jobs: JobRepository, job_id: str):
@@ -143,8 +140,8 @@ def run_job(self, job_id: str) -> None:
         if r.attempts >= settings.max_attempts:
             r.state = JobState.failed
             r.finished_at = utcnow()
-            r.error = bounded_problem({"type": "https://modelpress.dev/problems/worker-lost", "title": "The job's worker was lost", "status": 500,
-                       "detail": f"the job was started {r.attempts} times and its worker died each time (max_attempts={settings.max_attempts})"})
+            r.error = WorkerLost(
+                f"the job was started {r.attempts} times and its worker died each time (max_attempts={settings.max_attempts})").to_problem()
             return
         r.state = JobState.running
         r.started_at = r.started_at or utcnow()

@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
-from modelpress_core.errors import NotFound
+from modelpress_core.errors import ArtifactNotFound
 from modelpress_core.storage.private import private_dir
 
 if TYPE_CHECKING:
@@ -36,11 +36,6 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SAFE_JOB = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 AREAS = ("inputs", "outputs")
 CHUNK = 1024 * 1024
-
-
-class ArtifactNotFound(NotFound):
-    slug = "artifact-not-found"
-    title = "Artifact not found"
 
 
 def check_name(job_id: str, area: str, name: str) -> None:
