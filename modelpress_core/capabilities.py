@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelpress_core.formats import FORMATS, RUNTIME_OUTPUT, outputs_for
 from modelpress_core.goal import Goal
 from modelpress_core.steps import (
     ALL_STEP_TYPES,
@@ -17,7 +18,6 @@ from modelpress_core.steps import (
     DynamicInt8,
     FineTune,
     Float16,
-    RUNTIME_OUTPUT,
     KMeansQuantize,
     LnStructuredPrune,
     MagnitudePrune,
@@ -45,22 +45,7 @@ REJECTED_FORMATS: dict[str, str] = {
     "torch.save": "a pickle inside a zip",
     "exported_program (.pt2)": "torch.export.load unpickles weights and constants with weights_only=False",
 }
-OUTPUT_FORMATS: dict[str, str] = {
-    "safetensors": "a plain float state_dict (architecture uploads only)",
-    "torchscript": "a torch.jit.save() archive, int8 included",
-    "onnx": "ONNX (opset 17, legacy exporter), checked with onnx.checker and verified against torch with onnxruntime; "
-    "after int8 quantization only with runtime 'onnxruntime' (then an int8 QDQ / integer-op file made by ONNX Runtime)",
-    "packed": "model.mpk, the packed transport format (docs/packed-format.md): sparse weights with relative indexes, "
-    "k-means codebooks, zstd; a storage format: unpack with `modelpress unpack` or modelpress_torch.artifacts.load_packed "
-    "(latency is measured on the unpacked model); architecture uploads only. After quantize:dynamic_int8 (runtime eager) "
-    "it stores the sparse int8 layout (int8 codes, pruned zeros not stored, per-channel scales) and loads back as the same "
-    "dynamic int8 model: the output that makes pruning shrink an int8 file; not after static/QAT int8, fp16 or bf16",
-    "executorch": "model.pte for ExecuTorch (phones, microcontrollers): the float model lowered to the XNNPACK delegate, or, "
-    "after a quantize step with runtime 'executorch', its PT2E int8 graph (XNNPACK quantizer); measured through the "
-    "ExecuTorch runtime on the worker; architecture uploads only; load with modelpress_torch.artifacts.load_executorch (docs/edge.md)",
-    "pt2": "a torch.export ExportedProgram (.pt2) of a PT2E int8 graph, for quantize runtime 'inductor' only: "
-    "load with torch.export.load and torch.compile with inductor freezing (README, Loading artifacts)",
-}
+OUTPUT_FORMATS: dict[str, str] = {f.name: f.description for f in FORMATS.values()}
 RUNTIMES_DOC: dict[str, str] = {
     "eager": "torch eager int8 kernels (fbgemm/onednn); artifact: TorchScript",
     "inductor": "torch.compile (inductor, freezing on) of a PT2E int8 graph; artifact: .pt2 ExportedProgram",
@@ -85,10 +70,7 @@ DATA_FORMATS: dict[str, str] = {
     "npz": "numpy .npz with arrays 'inputs' and optional 'labels' (no object arrays; loaded with allow_pickle=False)",
     "safetensors": "tensors 'inputs' and optional 'labels'",
 }
-OUTPUTS_BY_FORMAT: dict[str, tuple[str, ...]] = {
-    "safetensors": ("safetensors", "torchscript", "onnx", "pt2", "packed", "executorch"),
-    "torchscript": ("torchscript", "onnx"),
-}
+OUTPUTS_BY_FORMAT: dict[str, tuple[str, ...]] = {fmt: outputs_for(fmt) for fmt in INPUT_FORMATS}
 
 
 @dataclass(frozen=True)

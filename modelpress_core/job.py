@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, Field, field_serializer, field_validator
+from pydantic import BaseModel, Field, field_serializer, field_validator, model_validator
 
-from modelpress_core.errors import Conflict, bounded_problem
+from modelpress_core.errors import IllegalTransition, bounded_problem
 
 
 class JobState(str, Enum):
@@ -22,6 +22,8 @@ class JobState(str, Enum):
     expired = "expired"  # artifacts passed their TTL and were removed
 
 
+DATA_PARTS = ("calibration", "train", "eval")  # the data parts a request may carry (capabilities.DATA_PARTS documents them)
+
 TERMINAL = frozenset({JobState.succeeded, JobState.failed, JobState.cancelled, JobState.expired})
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
@@ -33,11 +35,6 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.cancelled: frozenset({JobState.expired}),
     JobState.expired: frozenset(),
 }
-
-
-class IllegalTransition(Conflict):
-    slug = "illegal-transition"
-    title = "Illegal job state transition"
 
 
 def check_transition(current: JobState, new: JobState) -> None:
@@ -77,9 +74,19 @@ class JobRecord(BaseModel):
     worker_instance: str | None = Field(default=None, description="the claiming worker process's instance id (heartbeat value)")
     cancel_requested_at: datetime | None = None
     error: dict[str, Any] | None = None
-    inputs: list[ArtifactInfo] = Field(default_factory=list)
+    inputs: list[ArtifactInfo] = Field(default_factory=list, description="every stored upload, model first (what GET /jobs/{id} lists)")
+    model: ArtifactInfo | None = Field(default=None, description="the uploaded model, as stored under inputs/")
+    data: dict[str, ArtifactInfo] = Field(default_factory=dict, description="each uploaded data part (calibration, train, eval)")
     artifacts: list[ArtifactInfo] = Field(default_factory=list)
     summary: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _typed_inputs(self) -> "JobRecord":
+        """Records written before ``model``/``data`` existed: the model was inputs[0], a data part named ``<part>.<ext>``."""
+        if self.model is None and self.inputs:
+            self.model = self.inputs[0]
+            self.data = {i.name.split(".", 1)[0]: i for i in self.inputs[1:] if i.name.split(".", 1)[0] in DATA_PARTS}
+        return self
 
     @field_validator("error")
     @classmethod

@@ -9,16 +9,11 @@ import json
 
 import redis
 
-from modelpress_core.errors import Conflict
+from modelpress_core.errors import JobFinished, JobNotFinished
 from modelpress_core.job import TERMINAL, JobRecord, JobState, Progress, utcnow
 from modelpress_core.storage import keys
 from modelpress_core.storage.artifacts import ArtifactStore
 from modelpress_core.storage.jobs import JobRepository, NoChange
-
-
-class JobFinished(Conflict):
-    slug = "job-finished"
-    title = "The job has already finished"
 
 
 def cancel_job(jobs: JobRepository, store: ArtifactStore, job_id: str) -> JobRecord:
@@ -70,8 +65,7 @@ def expire_job(jobs: JobRepository, store: ArtifactStore, job_id: str, *, record
         if record.state == JobState.expired:
             raise NoChange
         if record.state not in TERMINAL:
-            raise Conflict(f"job {record.id} is {record.state.value}; cancel it first", slug="job-not-finished",
-                           title="The job has not finished", state=record.state.value)
+            raise JobNotFinished(f"job {record.id} is {record.state.value}; cancel it first", state=record.state.value)
         record.state = JobState.expired
         record.artifacts = []
         record.progress = Progress(phase="expired", fraction=record.progress.fraction, message=reason)

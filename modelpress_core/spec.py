@@ -6,8 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from modelpress_core.capabilities import problems_for, quantize_runtime
-from modelpress_core.steps.quantize import RUNTIME_OUTPUT
+from modelpress_core.capabilities import Problem, problems_for, quantize_runtime
+from modelpress_core.formats import RUNTIME_OUTPUT, OutputFormatName
 from modelpress_core import strict_json
 from modelpress_core.bounds import INPUT_DIM_MAX, SEED_MAX, check_config
 from modelpress_core.errors import InvalidSpec
@@ -15,12 +15,11 @@ from modelpress_core.goal import Goal
 from modelpress_core.steps import Step
 
 ModelFormat = Literal["safetensors", "torchscript"]
-OutputFormat = Literal["safetensors", "torchscript", "onnx", "pt2", "packed", "executorch"]
+OutputFormat = OutputFormatName  # the registry's names (modelpress_core/formats.py)
 Device = Literal["cpu", "cuda", "auto"]
 DType = Literal["float32", "float16", "bfloat16", "int64", "int32"]
 
 
-CPU_ONLY_KINDS = frozenset({"quantize:dynamic_int8", "quantize:static_int8", "quantize:qat", "quantize:weight_only_int4"})
 FLOAT_KINDS = frozenset({"quantize:kmeans"})  # quantize kinds whose model stays plain float (weight sharing)
 
 
@@ -110,45 +109,26 @@ class JobSpec(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "JobSpec":
+        """Every rule across fields; the capability table (``problems_for``) decides what applies to what.
+
+        Rules it already decides are not repeated here (a test walks every cell of the table)."""
+        problems: list[Problem] = []
         if self.goal is not None and self.goal.min_speedup is not None and not self.evaluate.latency:
-            raise ValueError("goal.min_speedup needs latency measurements; leave evaluate.latency true")
-        problems = problems_for(self.model.format, self.device, list(self.steps), list(self.outputs))
-        if problems:
-            raise ValueError("; ".join(f"{p.loc}: {p.msg}" for p in problems))
-        quantize_at = next((i for i, s in enumerate(self.steps) if s.method == "quantize"), None)
-        if quantize_at is not None:
-            label = self.steps[quantize_at].label
-            if quantize_at + 1 < len(self.steps) and label in FLOAT_KINDS:
-                i, later = quantize_at + 1, self.steps[quantize_at + 1]
-                raise ValueError(
-                    f"steps[{i}] ({later.label}) cannot follow steps[{quantize_at}] ({label}): it would break the shared-weight "
-                    "codebooks (pruning adds a zero, training or quantizing moves weights off their centroids); put "
-                    "quantize:kmeans last (it fine-tunes its codebooks itself on the train data)"
-                )
-            if quantize_at + 1 < len(self.steps):
-                i, later = quantize_at + 1, self.steps[quantize_at + 1]
-                raise ValueError(
-                    f"steps[{i}] ({later.label}) cannot follow steps[{quantize_at}] ({label}): a quantized model's weights "
-                    "can no longer be pruned, factorized or quantized again; put quantization last"
-                )
-            if "safetensors" in self.outputs and label not in FLOAT_KINDS and getattr(self.steps[quantize_at], "runtime", "eager") == "eager":
-                raise ValueError(
-                    f"outputs: 'safetensors' holds a plain float state_dict and cannot carry a model after {label}; "
-                    "ask for 'torchscript'"
-                )
-        if self.device == "cuda":
-            for i, step in enumerate(self.steps):
-                if step.label in CPU_ONLY_KINDS:
-                    raise ValueError(f"steps[{i}] ({step.label}) produces CPU int8 kernels; use device 'cpu'")
+            problems.append(Problem("evaluate.latency", "goal.min_speedup needs latency measurements; leave evaluate.latency true",
+                                    "invalid"))
+        problems += problems_for(self.model.format, self.device, list(self.steps), list(self.outputs))
+        problems += _order_problems(list(self.steps))
         if self.model.format == "torchscript":
             for i, step in enumerate(self.steps):
                 if step.method == "distill" and step.student.prune_amount is not None:
-                    raise ValueError(
-                        f"steps[{i}] (distill): a pruned-copy student needs the model's Python module graph; "
-                        "upload a safetensors state_dict with an architecture, or name a student architecture"
-                    )
+                    problems.append(Problem(
+                        f"steps.{i}.student.prune_amount",
+                        "a pruned-copy student needs the model's Python module graph; "
+                        "upload a safetensors state_dict with an architecture, or name a student architecture"))
         if len(set(self.outputs)) != len(self.outputs):
-            raise ValueError("outputs: each format at most once")
+            problems.append(Problem("outputs", "each format at most once", "invalid"))
+        if problems:
+            raise SpecProblems(problems)
         return self
 
     @property
@@ -163,6 +143,44 @@ class JobSpec(Strict):
         if any(s.label in FLOAT_KINDS for s in self.steps):
             return ["packed"]
         return ["safetensors"]
+
+
+class SpecProblems(ValueError):
+    """Raised inside validation with each problem's own location; ``parse_spec`` lifts them into the 422's errors."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("; ".join(f"{p.loc}: {p.msg}" for p in problems))
+        self.problems = problems
+
+
+def _order_problems(steps: list) -> list[Problem]:
+    """Quantization comes last, once: nothing may follow it."""
+    quantize_at = next((i for i, s in enumerate(steps) if s.method == "quantize"), None)
+    if quantize_at is None or quantize_at + 1 >= len(steps):
+        return []
+    label, i, later = steps[quantize_at].label, quantize_at + 1, steps[quantize_at + 1]
+    if label in FLOAT_KINDS:
+        why = ("it would break the shared-weight codebooks (pruning adds a zero, training or quantizing moves weights off their "
+               "centroids); put quantize:kmeans last (it fine-tunes its codebooks itself on the train data)")
+    else:
+        why = "a quantized model's weights can no longer be pruned, factorized or quantized again; put quantization last"
+    return [Problem(f"steps.{i}", f"{later.label} cannot follow steps.{quantize_at} ({label}): {why}", "invalid")]
+
+
+def _errors_of(exc: ValidationError) -> list[dict[str, str]]:
+    """pydantic's errors as ``{loc, msg, type}``: a ``SpecProblems`` becomes its own problems, each at its location, and
+    a validator's message loses pydantic's "Value error, " prefix."""
+    errors = []
+    for e in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in e["loc"])
+        cause = (e.get("ctx") or {}).get("error")
+        if isinstance(cause, SpecProblems):
+            errors += [{"loc": ".".join(x for x in (loc, p.loc) if x), "msg": p.msg, "type": p.type} for p in cause.problems]
+        elif isinstance(cause, ValueError):
+            errors.append({"loc": loc, "msg": str(cause), "type": e["type"]})
+        else:
+            errors.append({"loc": loc, "msg": e["msg"], "type": e["type"]})
+    return errors
 
 
 def parse_spec(text: str | bytes) -> JobSpec:
@@ -186,10 +204,7 @@ def parse_spec(text: str | bytes) -> JobSpec:
     try:
         return JobSpec.model_validate_json(text)
     except ValidationError as exc:
-        errors = [
-            {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"], "type": e["type"]}
-            for e in exc.errors(include_url=False)
-        ]
+        errors = _errors_of(exc)
         first = errors[0]
         detail = f"{first['loc'] or 'spec'}: {first['msg']}"
         if len(errors) > 1:

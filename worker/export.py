@@ -1,7 +1,13 @@
-"""Artifact writers. Each writes one file and returns how to reload it (for measuring in that runtime)."""
+"""Artifact writers and loaders, found through the output-format registry (``modelpress_core/formats.py``).
+
+A writer writes one file and returns None or the check it ran on it; a loader reloads it the way a
+user would (for measuring in that runtime). ``writer(fmt)`` / ``loader(fmt)`` resolve the registry's
+dotted paths, so the registry names every format's code in one place.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 import warnings
 from pathlib import Path
@@ -13,15 +19,13 @@ from safetensors.torch import save_file
 from torch import nn
 
 from modelpress_core import packed
+from modelpress_core.formats import FORMATS
 from modelpress_torch.artifacts import MANIFEST_KEY, load_executorch, load_packed, load_pruned, read_manifest
-from worker.executorch_export import write_executorch
-from worker.onnx_export import load_onnx, write_onnx
+from worker.onnx_export import load_onnx
 from worker.packed_int8 import is_dynamic_int8, quantized_arrays
 
-ARTIFACT_NAMES = {"safetensors": "model.safetensors", "torchscript": "model.torchscript.pt", "onnx": "model.onnx", "pt2": "model.pt2",
-                  "packed": "model.mpk", "executorch": "model.pte"}
-MEDIA_TYPES = {"safetensors": "application/vnd.safetensors", "torchscript": "application/zip", "onnx": "application/onnx",
-               "pt2": "application/zip", "packed": packed.MEDIA_TYPE, "executorch": "application/vnd.pytorch.executorch"}
+ARTIFACT_NAMES = {name: f.file_name for name, f in FORMATS.items()}
+MEDIA_TYPES = {name: f.media_type for name, f in FORMATS.items()}
 
 
 def write_safetensors(model: nn.Module, path: Path, example: torch.Tensor, manifest: dict | None = None,
@@ -130,38 +134,58 @@ def write_packed(model: nn.Module, path: Path, example: torch.Tensor, manifest: 
             "header_bytes": summary["header_bytes"], **({"layout": "sparse int8 (dynamic)"} if "int8" in (manifest or {}) else {})}
 
 
-# A writer returns None, or the check it ran on what it wrote (recorded in metrics.artifacts[name].check).
-WRITERS: dict[str, Callable[..., dict | None]] = {
-    "safetensors": write_safetensors,
-    "torchscript": write_torchscript,
-    "onnx": write_onnx,
-    "pt2": write_exported_program,
-    "packed": write_packed,
-    "executorch": write_executorch,
-}
+def resolve(dotted: str) -> Callable:
+    """The function a registry row names as ``module:function``."""
+    module, _, name = dotted.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def writer(fmt: str) -> Callable[..., dict | None]:
+    """(model, path, example, manifest) -> None, or the check it ran on what it wrote (metrics.artifacts[name].check)."""
+    return resolve(FORMATS[fmt].writer)
+
+
+def loader(fmt: str) -> Callable[[Path, Callable[[], nn.Module]], tuple[nn.Module, str]]:
+    """(path, rebuild) -> (callable model, runtime name)."""
+    return resolve(FORMATS[fmt].loader)
 
 
 def load_for_measurement(fmt: str, path: Path, rebuild: Callable[[], nn.Module]) -> tuple[nn.Module, str]:
     """Load a written artifact the way a user would; return (callable model, runtime name)."""
-    if fmt == "torchscript":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.jit.load(str(path), map_location="cpu").eval(), "torchscript"
-    if fmt == "onnx":
-        return load_onnx(path), "onnxruntime"
-    if fmt == "pt2":
-        return CompiledProgram(path), "inductor"
-    if fmt == "executorch":
-        return load_executorch(path), "executorch"
-    if fmt == "packed":  # a storage format: measured unpacked, as the eager model it rebuilds (int8: scripted, see load_packed)
-        model = load_packed(path, skeleton=rebuild())
-        return model, "torchscript" if isinstance(model, torch.jit.ScriptModule) else "eager"
-    if fmt == "safetensors":
-        from safetensors.torch import load_file
+    if fmt not in FORMATS:
+        raise ValueError(fmt)
+    return loader(fmt)(path, rebuild)
 
-        if read_manifest(path) is not None:
-            return load_pruned(path, skeleton=rebuild()), "eager"
-        model = rebuild()
-        model.load_state_dict(load_file(str(path)), strict=True)
-        return model.eval(), "eager"
-    raise ValueError(fmt)
+
+def load_torchscript(path: Path, rebuild: Callable[[], nn.Module]) -> tuple[nn.Module, str]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.jit.load(str(path), map_location="cpu").eval(), "torchscript"
+
+
+def load_onnx_artifact(path: Path, rebuild: Callable[[], nn.Module]) -> tuple[nn.Module, str]:
+    return load_onnx(path), "onnxruntime"
+
+
+def load_exported_program(path: Path, rebuild: Callable[[], nn.Module]) -> tuple[nn.Module, str]:
+    return CompiledProgram(path), "inductor"
+
+
+def load_packed_artifact(path: Path, rebuild: Callable[[], nn.Module]) -> tuple[nn.Module, str]:
+    """A storage format: measured unpacked, as the eager model it rebuilds (int8: scripted, see load_packed)."""
+    model = load_packed(path, skeleton=rebuild())
+    return model, "torchscript" if isinstance(model, torch.jit.ScriptModule) else "eager"
+
+
+def load_executorch_artifact(path: Path, rebuild: Callable[[], nn.Module]) -> tuple[nn.Module, str]:
+    return load_executorch(path), "executorch"
+
+
+def load_safetensors(path: Path, rebuild: Callable[[], nn.Module]) -> tuple[nn.Module, str]:
+    from safetensors.torch import load_file
+
+    if read_manifest(path) is not None:
+        return load_pruned(path, skeleton=rebuild()), "eager"
+    model = rebuild()
+    model.load_state_dict(load_file(str(path)), strict=True)
+    return model.eval(), "eager"

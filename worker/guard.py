@@ -27,19 +27,11 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from modelpress_core.errors import ModelpressError
+from modelpress_core.errors import MemoryLimitExceeded  # noqa: F401  (raised and re-exported here)
 
 log = logging.getLogger("modelpress.worker")
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
-PROBLEM_TYPE = "https://modelpress.dev/problems/memory-limit"
-
-
-class MemoryLimitExceeded(ModelpressError):
-    status, slug, title = 500, "memory-limit", "The job used more memory than its worker allows"
-
-    def __init__(self, detail: str = "the job's worker process grew past MODELPRESS_WORKER_MAX_MEMORY_MB", **extra):
-        super().__init__(detail, **extra)
 
 
 def rss_mb(pid: int | str = "self") -> float:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from worker.applicability import step_problems
 from modelpress_torch.architectures import InvalidArchitectureConfig, UnknownArchitecture, get_architecture, list_architectures
+from modelpress_torch.architectures.matching import _default_shapes as default_shapes
 from modelpress_torch.architectures.matching import compare_shapes, expected_shapes, suggest_architectures
 
 
-def answer(request: dict[str, Any]) -> dict[str, Any]:
+Publish = Callable[[str, dict, dict], None]  # (architecture, config, expected shapes): see modelpress_core.inspection
+
+
+def answer(request: dict[str, Any], publish: Publish = lambda name, config, shapes: None) -> dict[str, Any]:
     name, config, shapes = request["architecture"], request.get("config") or {}, request["shapes"]
     try:
         arch = get_architecture(name)
         expected = expected_shapes(name, config)
+        publish(name, config, expected)  # the next upload of this (architecture, config) needs no round trip
     except UnknownArchitecture:
         known = ", ".join(a.name for a in list_architectures())
         return {"ok": False, "error_type": "config", "error": f"unknown architecture {name!r}; known: {known}"}
@@ -42,9 +47,13 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
-def warm_up() -> None:
-    """Build every zoo architecture's default shapes once (meta device), so the first answer is fast."""
+def warm_up(publish: Publish = lambda name, config, shapes: None) -> None:
+    """Build every zoo architecture's default shapes once (meta device), so the first answer is fast; publish each."""
     suggest_architectures({})
+    for arch in list_architectures():
+        shapes = default_shapes(arch)  # built (and cached) by suggest_architectures; None: needs a config
+        if shapes is not None:
+            publish(arch.name, {}, shapes)
 
 
 def _summary(name: str, report: dict[str, Any]) -> str:

@@ -92,9 +92,16 @@ def _heartbeat_loop(client: redis.Redis, description: dict, period: float) -> No
 
 
 def _inspector_loop(client: redis.Redis) -> None:
+    from modelpress_core.inspection import publish_shapes, publish_step_verdict
     from worker.inspector import answer, warm_up
 
-    warm_up()
+    def publish(name: str, config: dict, shapes: dict) -> None:
+        try:
+            publish_shapes(client, name, config, shapes)
+        except redis.RedisError:
+            log.warning("inspector: could not publish the shapes of %s", name)
+
+    warm_up(publish)
     while not _stop.is_set():
         try:
             item = client.blpop([keys.inspect_requests()], timeout=1)
@@ -108,10 +115,16 @@ def _inspector_loop(client: redis.Redis) -> None:
         except ValueError:
             continue
         try:
-            reply = answer(request)
+            reply = answer(request, publish)
         except Exception as exc:  # answer anyway, so the API does not wait; the strict load decides later
             log.exception("inspector: could not check an upload")
             reply = {"ok": None, "skipped": f"{type(exc).__name__}: {exc}"}
+        if request.get("steps") and (reply.get("ok") is True or reply.get("error_type") == "steps"):
+            try:  # the shapes fit and the steps were judged: the next identical submit needs no round trip
+                verdict = {"ok": True} if reply.get("ok") is True else {k: reply[k] for k in ("ok", "error_type", "error", "errors") if k in reply}
+                publish_step_verdict(client, request["architecture"], request.get("config") or {}, request["steps"], verdict)
+            except redis.RedisError:
+                log.warning("inspector: could not publish a step verdict")
         try:
             client.rpush(keys.inspect_reply(request["id"]), json.dumps(reply))
             client.expire(keys.inspect_reply(request["id"]), 30)

@@ -122,7 +122,7 @@ def write_outputs(prepared: Prepared, compressed: nn.Module, formats: list[str],
                                      state=masked_state_dict(compressed, ctx.masks))
             check = None
         else:
-            check = export.WRITERS[fmt](compressed, path, prepared.example, manifest)
+            check = export.writer(fmt)(compressed, path, prepared.example, manifest)
         if check is not None:
             checks[name] = check
         outputs.append(Output(name=name, format=fmt, path=path, media_type=export.MEDIA_TYPES[fmt]))

@@ -77,11 +77,11 @@ def available(*, steps: tuple[str, ...] = (), outputs: tuple[str, ...] = ()) -> 
     """Applies only once this modelpress has these step kinds ("method:kind") and output formats."""
 
     def check(sc: "SearchContext") -> str | None:
-        from modelpress_core.capabilities import OUTPUT_FORMATS
+        from modelpress_core.formats import FORMATS
         from modelpress_core.steps import ALL_STEP_TYPES
 
         known = {f"{t.model_fields['method'].default}:{t.model_fields['kind'].default}" for t in ALL_STEP_TYPES}
-        missing = [s for s in steps if s not in known] + [f"output {o!r}" for o in outputs if o not in OUTPUT_FORMATS]
+        missing = [s for s in steps if s not in known] + [f"output {o!r}" for o in outputs if o not in FORMATS]
         return f"this modelpress has no {', '.join(missing)}" if missing else None
 
     return check

@@ -35,7 +35,7 @@ from typing import Callable
 import redis
 
 from modelpress_core.config import Settings
-from modelpress_core.errors import Unavailable, bounded_problem
+from modelpress_core.errors import NoGpuWorker, WorkerLost, bounded_problem
 from modelpress_core.job import JobRecord, JobState, Progress, utcnow
 from modelpress_core.lifecycle import expire_job, finish_cancel, instance_alive
 from modelpress_core.storage import keys, leases
@@ -108,10 +108,9 @@ def _unserved(jobs: JobRepository, settings: Settings, record: JobRecord, now, d
     reason = waiting_reason(jobs.redis, record.queue)
     if reason is None:
         return  # one came up meanwhile
-    problem = Unavailable(
+    problem = NoGpuWorker(
         f"{reason} for {settings.gpu_wait_s:g} s (MODELPRESS_GPU_WAIT_S); start a worker with -Q {record.queue} on a CUDA "
-        "host, or submit with device 'cpu' or 'auto'",
-        slug="no-gpu-worker", title="No GPU worker took the job", queue=record.queue,
+        "host, or submit with device 'cpu' or 'auto'", queue=record.queue,
     ).to_problem()
 
     def change(r: JobRecord) -> None:
@@ -154,9 +153,7 @@ def _lost(jobs: JobRepository, store: ArtifactStore, settings: Settings, record:
         if r.attempts >= settings.max_attempts:
             r.state = JobState.failed
             r.finished_at = utcnow()
-            r.error = bounded_problem({
-                "type": "https://modelpress.dev/problems/worker-lost", "title": "The job's worker was lost", "status": 500,
-                "detail": f"{reason}; {r.attempts} of max_attempts={settings.max_attempts} attempts used"})
+            r.error = WorkerLost(f"{reason}; {r.attempts} of max_attempts={settings.max_attempts} attempts used").to_problem()
         else:
             r.state = JobState.queued
             r.progress = Progress(phase="queued", fraction=0.0, message=f"requeued: {reason} (attempt {r.attempts})")

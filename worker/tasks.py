@@ -13,7 +13,7 @@ from celery.signals import worker_init, worker_process_init, worker_ready
 from celery.worker.request import Request
 
 from modelpress_core.config import get_settings
-from modelpress_core.errors import ModelpressError, bounded_problem
+from modelpress_core.errors import JobFailed, ModelpressError, TimeLimitExceeded, WorkerLost, bounded_problem
 from modelpress_core.job import ArtifactInfo, JobState, Progress, utcnow
 from modelpress_core.spec import JobSpec
 from modelpress_core.lifecycle import finish_cancel
@@ -32,7 +32,6 @@ from worker.sandbox.probe import report_sandbox, startup_check
 
 log = logging.getLogger("modelpress.worker")
 
-DATA_PARTS = ("calibration", "train", "eval")
 METRICS_FILE = "metrics.json"
 
 
@@ -45,26 +44,23 @@ class JobSuperseded(Exception):
 
 
 def hard_time_limit_problem(limit_s: float) -> dict:
-    return {"type": "https://modelpress.dev/problems/time-limit", "title": "Job time limit exceeded", "status": 500,
-            "detail": f"the job ran past its hard time limit ({limit_s:g} s, MODELPRESS_JOB_TIME_LIMIT_S) and was killed"}
+    return TimeLimitExceeded.hard(limit_s).to_problem()
 
 
 def _failure(exc: BaseException, elapsed_s: float = 0.0) -> dict:
     """The problem a failed job records, bounded (an exception's text can be any length)."""
-    return bounded_problem(_failure_problem(exc, elapsed_s))
+    return _failure_error(exc, elapsed_s).to_problem()
 
 
-def _failure_problem(exc: BaseException, elapsed_s: float) -> dict:
+def _failure_error(exc: BaseException, elapsed_s: float) -> ModelpressError:
     if isinstance(exc, ModelpressError):
-        return exc.to_problem()
+        return exc
     hard = get_settings().job_time_limit_s
     if isinstance(exc, SystemExit) and elapsed_s >= hard - 1:  # the pool's SIGTERM at the hard time limit
-        return hard_time_limit_problem(hard)
+        return TimeLimitExceeded.hard(hard)
     if isinstance(exc, SoftTimeLimitExceeded):
-        return {"type": "https://modelpress.dev/problems/time-limit", "title": "Job time limit exceeded", "status": 500,
-                "detail": f"the job ran past its soft time limit ({get_settings().job_soft_time_limit_s} s)"}
-    return {"type": "https://modelpress.dev/problems/job-failed", "title": "The job failed", "status": 500,
-            "detail": f"{type(exc).__name__}: {exc}"}
+        return TimeLimitExceeded.soft(get_settings().job_soft_time_limit_s)
+    return JobFailed.of(exc)
 
 
 def _logger(jobs: JobRepository, job_id: str):
@@ -144,8 +140,8 @@ def run_job(self, job_id: str) -> None:
         if r.attempts >= settings.max_attempts:
             r.state = JobState.failed
             r.finished_at = utcnow()
-            r.error = bounded_problem({"type": "https://modelpress.dev/problems/worker-lost", "title": "The job's worker was lost", "status": 500,
-                       "detail": f"the job was started {r.attempts} times and its worker died each time (max_attempts={settings.max_attempts})"})
+            r.error = WorkerLost(
+                f"the job was started {r.attempts} times and its worker died each time (max_attempts={settings.max_attempts})").to_problem()
             return
         r.state = JobState.running
         r.started_at = r.started_at or utcnow()
@@ -217,18 +213,14 @@ def _run_claimed(task, jobs: JobRepository, store, settings, record, claimed, le
         if spec.device == "auto":  # the API resolved it at submit time (older records: from the queue)
             spec = spec.model_copy(update={"device": record.device or ("cuda" if record.queue == "gpu" else "cpu")})
         _set_job_threads(settings.worker_threads)
-        model_info = record.inputs[0]
+        model_info = record.model  # typed on the record (older records: derived from inputs by JobRecord)
         model_path = store.fetch(job_id, "inputs", model_info.name, workdir)
-        data = {
-            i.name.split(".", 1)[0]: (store.fetch(job_id, "inputs", i.name, workdir), i.format)
-            for i in record.inputs[1:]
-            if i.name.split(".", 1)[0] in DATA_PARTS
-        }
+        data = {part: (store.fetch(job_id, "inputs", i.name, workdir), i.format) for part, i in record.data.items()}
         pipeline_args = dict(
             warmup=settings.latency_warmup,
             runs=settings.latency_runs,
             input_sha256=model_info.sha256,
-            data_sha256={i.name: i.sha256 for i in record.inputs[1:]},
+            data_sha256={i.name: i.sha256 for i in record.data.values()},
             delay_s=settings.test_delay_s,
             delay_cancellable=settings.test_delay_cancellable,
             delay_release=Path(settings.test_delay_release_file) if settings.test_delay_release_file else None,

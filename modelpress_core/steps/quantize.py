@@ -6,12 +6,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator, field_validator
 
+from modelpress_core.formats import RUNTIME_OUTPUT  # noqa: F401  re-exported: the artifact format each runtime is written as
 from modelpress_core.steps.base import StepConfig
 
 Runtime = Literal["eager", "inductor", "onnxruntime", "executorch"]
 RUNTIMES: tuple[str, ...] = ("eager", "inductor", "onnxruntime", "executorch")
-# the artifact format each runtime is written as (and measured in)
-RUNTIME_OUTPUT: dict[str, str] = {"eager": "torchscript", "inductor": "pt2", "onnxruntime": "onnx", "executorch": "executorch"}
 
 
 class QuantizeConfig(StepConfig):

@@ -18,18 +18,13 @@ from datetime import datetime
 
 import redis
 
-from modelpress_core.errors import InvalidSpec, NotFound
+from modelpress_core.errors import ApiKeyNotFound, InvalidSpec
 from modelpress_core.job import utcnow
 from modelpress_core.storage import keys
 
 KEY_PREFIX = "mp_"
 KEY_RE = re.compile(r"^mp_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-
-
-class ApiKeyNotFound(NotFound):
-    slug = "api-key-not-found"
-    title = "API key not found"
 
 
 @dataclass

@@ -15,6 +15,7 @@ Names are chosen by modelpress, never taken from uploads; they are still checked
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -24,21 +25,17 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
-from modelpress_core.errors import NotFound
+from modelpress_core.errors import ArtifactNotFound
 from modelpress_core.storage.private import private_dir
 
 if TYPE_CHECKING:
     from modelpress_core.config import Settings
+    from modelpress_core.storage.staging import StagedFile
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SAFE_JOB = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 AREAS = ("inputs", "outputs")
 CHUNK = 1024 * 1024
-
-
-class ArtifactNotFound(NotFound):
-    slug = "artifact-not-found"
-    title = "Artifact not found"
 
 
 def check_name(job_id: str, area: str, name: str) -> None:
@@ -79,6 +76,12 @@ class ArtifactStore(ABC):
     def put_file(self, job_id: str, area: str, name: str, source: Path) -> tuple[int, str]:
         with open(source, "rb") as f:
             return self.put_stream(job_id, area, name, f)
+
+    def adopt(self, job_id: str, area: str, name: str, staged: "StagedFile") -> tuple[int, str]:
+        """Store a staged upload (``modelpress_core/storage/staging.py``) as ``area/name``; return (bytes, sha256 hex).
+
+        This default uploads it once; the staged file is left for the caller to discard."""
+        return self.put_file(job_id, area, name, staged.path)
 
     @abstractmethod
     def open(self, job_id: str, area: str, name: str) -> BinaryIO:
@@ -145,6 +148,18 @@ class LocalArtifactStore(ArtifactStore):
             Path(tmp).unlink(missing_ok=True)
             raise
         return reader.size, reader.digest.hexdigest()
+
+    def adopt(self, job_id: str, area: str, name: str, staged: "StagedFile") -> tuple[int, str]:
+        """Rename the staged file into place: it was written, fsynced and hashed once while staging."""
+        target = self.path(job_id, area, name)
+        private_dir(target.parent)
+        try:
+            os.replace(staged.path, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            return super().adopt(job_id, area, name, staged)  # staging on another file system: copy once
+        return staged.bytes, staged.sha256
 
     def open(self, job_id: str, area: str, name: str) -> BinaryIO:
         try:

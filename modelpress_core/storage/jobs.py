@@ -7,24 +7,10 @@ from typing import Any, Callable
 
 import redis
 
-from modelpress_core.errors import NotFound, TooManyJobs
+from modelpress_core.errors import JobNotFound, TenantJobLimit  # noqa: F401  (re-exported: importers name them from here)
 from modelpress_core.job import JobRecord, JobState, check_transition, utcnow
 from modelpress_core.storage import keys
 from modelpress_core.storage.connection import watched
-
-
-class JobNotFound(NotFound):
-    slug = "job-not-found"
-    title = "Job not found"
-
-
-class TenantJobLimit(TooManyJobs):
-    slug, title = "tenant-job-limit", "Too many unfinished jobs for this tenant"
-
-    @classmethod
-    def of(cls, tenant: str, limit: int) -> "TenantJobLimit":
-        return cls(f"tenant {tenant!r} has {limit} unfinished jobs (queued, running or cancelling), its limit "
-                   "(MODELPRESS_TENANT_MAX_ACTIVE_JOBS); retry when one has finished", limit=limit, retry_after_s=10)
 
 
 class NoChange(Exception):

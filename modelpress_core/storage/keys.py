@@ -57,10 +57,6 @@ def worker_heartbeat(worker: str) -> str:
     return f"{PREFIX}worker:{worker}"
 
 
-def worker_heartbeat_pattern() -> str:
-    return f"{PREFIX}worker:*"
-
-
 def queue_workers(queue: str) -> str:
     """Sorted set: names of workers consuming ``queue``, scored by their last heartbeat (unix s).
     A member is live while its ``worker_heartbeat`` key exists; the top score says when the queue last
@@ -89,8 +85,14 @@ def inspect_reply(request_id: str) -> str:
 
 
 def expected_shapes(digest: str) -> str:
-    """String: cached expected state_dict shapes of one (architecture, config)."""
+    """String with TTL: the state_dict shapes one (architecture, config) builds, published by workers
+    (``modelpress_core/inspection.py``; ``digest`` = ``shapes_digest(architecture, config)``)."""
     return f"{PREFIX}shapes:{digest}"
+
+
+def step_verdict(digest: str) -> str:
+    """A worker's answer to "can these steps apply to this (architecture, config)?" (``inspection.step_digest``)."""
+    return f"{PREFIX}step-verdict:{digest}"
 
 
 def celery_queue(name: str) -> str:

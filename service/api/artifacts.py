@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from service.api.deps import JobsDep, SettingsDep, StoreDep
 from service.api.views import Problem
-from modelpress_core.errors import Conflict, Gone
+from modelpress_core.errors import JobExpired, JobNotFinished
 from modelpress_core.job import JobRecord, JobState
 from service.report import render_report
 from modelpress_core.storage.artifacts import ArtifactNotFound
@@ -18,16 +18,6 @@ from modelpress_core.storage.artifacts import ArtifactNotFound
 router = APIRouter(tags=["artifacts"])
 
 METRICS_FILE = "metrics.json"
-
-
-class JobNotFinished(Conflict):
-    slug = "job-not-finished"
-    title = "The job has not finished"
-
-
-class JobExpired(Gone):
-    slug = "job-expired"
-    title = "The job's files were removed"
 
 
 def _require_succeeded(record: JobRecord) -> None:

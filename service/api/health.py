@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from service.api.deps import RedisDep, StoreDep, TenantDep
+from modelpress_core.errors import NotReady
 from modelpress_core.queue import QUEUE_NAMES
 from modelpress_core.storage.workers import live_workers
 
@@ -80,11 +81,5 @@ def list_workers(redis_client: RedisDep, _: TenantDep) -> WorkerList:
 
 
 def _not_ready(detail: str, **extra: Any) -> JSONResponse:
-    problem = {
-        "type": "https://modelpress.dev/problems/not-ready",
-        "title": "Not ready",
-        "status": 503,
-        "detail": detail,
-        **extra,
-    }
+    problem = NotReady(detail, **extra).to_problem()
     return JSONResponse(problem, status_code=503, media_type="application/problem+json")

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from modelpress_core.errors import InvalidSpec, ModelpressError, NotFound, Unavailable, bounded_problem
+from modelpress_core.errors import InvalidRequest, ModelpressError, NotFound, Unavailable, bounded_problem
 
 log = logging.getLogger("modelpress.api")
 
@@ -27,7 +27,7 @@ def as_modelpress_error(exc: Exception) -> ModelpressError:
             {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()
         ]
         first = errors[0] if errors else {"loc": "request", "msg": "invalid"}
-        error = InvalidSpec(f"{first['loc']}: {first['msg']}", slug="request-invalid", title="The request is invalid", errors=errors)
+        error = InvalidRequest(f"{first['loc']}: {first['msg']}", errors=errors)
         return error
     if isinstance(exc, StarletteHTTPException):
         slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))

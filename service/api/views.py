@@ -58,7 +58,7 @@ class JobView(BaseModel):
         return cls(**record.model_dump(exclude=HIDDEN_RECORD_FIELDS), links=JobLinks(**links_of(record, base)))
 
 
-HIDDEN_RECORD_FIELDS = {"tenant", "worker", "worker_instance"}  # on the record, never in a JobView
+HIDDEN_RECORD_FIELDS = {"tenant", "worker", "worker_instance", "model", "data"}  # on the record, never in a JobView
 
 
 def links_of(record: JobRecord, base: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from modelpress_core.errors import InvalidSpec
 from modelpress_core.spec import parse_spec
 from modelpress_core.steps import DynamicInt8, StaticInt8
 from worker.evaluate import parameter_stats
-from worker.export import WRITERS, load_for_measurement
+from worker.export import load_for_measurement, writer
 from worker.methods import StepContext, apply_step
 from worker.onnx_export import OnnxProgram
 
@@ -85,7 +85,7 @@ def test_onnxruntime_paths_write_an_int8_onnx_that_runs_in_onnxruntime(step, tmp
     model = apply_step(mlp(), step, c)
     assert isinstance(model, OnnxProgram)
     assert parameter_stats(model)["dtypes"]["int8"] == 32 * 64 + 64 * 10
-    check = WRITERS["onnx"](model, tmp_path / "model.onnx", c.example_input)
+    check = writer("onnx")(model, tmp_path / "model.onnx", c.example_input)
     assert check["passed"] and check["int8_weight_tensors"] == 2
     ops = set(check["quantized_ops"])
     assert ops >= ({"MatMulInteger"} if step.kind == "dynamic_int8" else {"QuantizeLinear", "DequantizeLinear"})
@@ -104,7 +104,7 @@ def test_inductor_path_writes_a_pt2_with_int8_weights_that_loads(tmp_path):
     model = apply_step(mlp(), StaticInt8(runtime="inductor", calibration_batch_size=16), c)
     assert parameter_stats(model)["dtypes"]["int8"] == 32 * 64 + 64 * 10  # and no float copy of the weights left
     assert parameter_stats(model)["dtypes"].get("float32", 0) < 200
-    check = WRITERS["pt2"](model, tmp_path / "model.pt2", c.example_input)
+    check = writer("pt2")(model, tmp_path / "model.pt2", c.example_input)
     assert check["dynamic_batch"]
     program = torch.export.load(str(tmp_path / "model.pt2")).module()  # uncompiled: same graph, reference kernels
     x = torch.randn(8, 32, generator=torch.Generator().manual_seed(2))

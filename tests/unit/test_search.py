@@ -41,7 +41,7 @@ def test_a_goal_alone_is_a_valid_spec_and_steps_become_optional():
     ({"goal": {}}, "goal"),  # no constraint
     ({"goal": {"max_size_bytes": 0}}, "goal.max_size_bytes"),
     ({"goal": {"max_accuracy_drop": 0.01, "metric": "top5"}}, "goal.metric"),
-    ({"goal": {"min_speedup": 2}, "evaluate": {"latency": False}}, ""),
+    ({"goal": {"min_speedup": 2}, "evaluate": {"latency": False}}, "evaluate.latency"),
     ({"goal": {"min_speedup": 2, "colour": "red"}}, "goal.colour"),
 ])
 def test_bad_goals_are_422_naming_the_field(extra, loc):

@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import sys
 
+from modelpress_core.errors import JobFailed, SandboxUnavailable
 from worker.sandbox import protocol
 from worker.sandbox.confine import confine, die_with_parent
 
-PROBLEMS = "https://modelpress.dev/problems/"
 
 
 def main(argv: list[str]) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
             ready = confine(request)
         except Exception as exc:  # noqa: BLE001 - fail closed, and say why
             protocol.write(message_fd, protocol.Failure(
-                type=PROBLEMS + "sandbox-unavailable", title="The sandbox for user model code cannot be set up", status=503,
+                type=SandboxUnavailable("").type, title=SandboxUnavailable.title, status=SandboxUnavailable.status,
                 detail=protocol.bounded_text(f"{type(exc).__name__}: {exc}", protocol.MAX_DETAIL_CHARS)))
             return 3
     else:
@@ -80,7 +80,7 @@ def _run(request: protocol.Request, message_fd: int):
 
 
 def _failure(exc: BaseException) -> protocol.Failure:
-    return protocol.Failure(type=PROBLEMS + "job-failed", title="The job failed",
+    return protocol.Failure(type=JobFailed("").type, title=JobFailed.title, status=JobFailed.status,
                             detail=protocol.bounded_text(f"{type(exc).__name__}: {exc}", protocol.MAX_DETAIL_CHARS))
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from celery.utils.log import get_logger
 
-from modelpress_core.errors import PROBLEM_BASE, ModelpressError, SandboxFailed
+from modelpress_core.errors import PROBLEM_BASE, JobFailed, ModelpressError, SandboxFailed, problem_class
 from worker.sandbox import policy, protocol
 
 log = get_logger("modelpress.sandbox")  # under celery's logger: shown in the worker log (the root logger is not hijacked)
@@ -132,10 +132,11 @@ class SandboxChild:
 def problem_error(failure: protocol.Failure) -> ModelpressError:
     """The child's Failure as an error the task stores as the job's problem (type checked, detail capped)."""
     slug = failure.type[len(PROBLEM_BASE):] if failure.type.startswith(PROBLEM_BASE) else ""
-    error = ModelpressError(protocol.bounded_text(failure.detail, protocol.MAX_DETAIL_CHARS), slug=slug if SLUG.match(slug) else "job-failed",
-                            title=failure.title[:200] if slug and SLUG.match(slug) else "The job failed")
-    error.status = failure.status
-    return error
+    known = problem_class(slug) if SLUG.match(slug) else None
+    detail = protocol.bounded_text(failure.detail, protocol.MAX_DETAIL_CHARS)
+    if known is None:  # outside the namespace, or no class of ours: the child cannot invent a problem type
+        return JobFailed(detail)
+    return known(detail, title=failure.title[:200])
 
 
 def run_child(request: protocol.Request, env: dict[str, str], *, on_message: Callable[[protocol.Message, float], None],

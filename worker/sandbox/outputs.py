@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 
 from modelpress_core.errors import SandboxFailed
-from worker import export
+from modelpress_core.formats import FORMATS
 from worker.pipeline import Output
 from worker.sandbox.protocol import OutputFile
 
@@ -57,12 +57,13 @@ def collect(outputs: list[OutputFile], work_dir: Path, dest_dir: Path) -> list[O
     dest_dir.mkdir(parents=True, exist_ok=True)
     collected, seen = [], set()
     for output in outputs:
-        if export.ARTIFACT_NAMES.get(output.format) != output.name or output.name in seen:
+        fmt = FORMATS.get(output.format)
+        if fmt is None or fmt.file_name != output.name or output.name in seen:
             raise _refuse(output, "not the artifact name of a known output format, or named twice")
         seen.add(output.name)
         fd = _open_checked(work_dir, output)
         target = dest_dir / output.name
         with os.fdopen(fd, "rb") as source, open(target, "xb") as copy:
             shutil.copyfileobj(source, copy, 1 << 20)
-        collected.append(Output(name=output.name, format=output.format, path=target, media_type=export.MEDIA_TYPES[output.format]))
+        collected.append(Output(name=output.name, format=output.format, path=target, media_type=fmt.media_type))
     return collected
