@@ -6,14 +6,17 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 
 from modelpress_core.job import TERMINAL, JobState
 from modelpress_core.lifecycle import cancel_job, expire_job
+from service.api.deps import JobsDep, RedisDep, SettingsDep, StoreDep, TenantDep
+from service.api.views import JobPage, JobView, Problem, job_view_json
+from modelpress_core.storage import keys
+from modelpress_core.storage.jobs import tenant_record
 from modelpress_core.storage.workers import waiting_reason
 from modelpress_core.submit import SubmitContext, SubmitRequest, submit
-from service.api.deps import JobsDep, RedisDep, SettingsDep, StoreDep
-from service.api.views import JobPage, JobView, Problem
 
 log = logging.getLogger("modelpress.api")
 
@@ -96,12 +99,13 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobView, responses={401: PROBLEMS[401], 404: PROBLEMS[404]}, summary="A job's state, progress and results")
-def get_job(job_id: str, request: Request, settings: SettingsDep, jobs: JobsDep):
-    record = jobs.get(job_id)
-    view = JobView.of(record, base_url(request, settings))
+async def get_job(job_id: str, request: Request, tenant: TenantDep) -> Response:
+    # async on the asyncio Redis client, the view serialized once: no thread hop, no model round trips
+    record = tenant_record(await request.app.state.aredis.get(keys.job(job_id)), job_id, tenant)
+    waiting = None
     if record.state == JobState.queued:
-        view.waiting = waiting_reason(jobs.redis, record.queue)
-    return view
+        waiting = await run_in_threadpool(waiting_reason, request.app.state.redis, record.queue)
+    return Response(job_view_json(record, base_url(request, request.app.state.settings), waiting), media_type="application/json")
 
 
 CANCEL_RESPONSES = {

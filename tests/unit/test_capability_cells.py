@@ -14,8 +14,8 @@ from modelpress_core.errors import InvalidSpec
 from modelpress_core.formats import FORMATS
 from modelpress_core.spec import parse_spec
 from modelpress_core.steps import RUNTIMES, QuantizeConfig, StepConfig
-from modelpress_core.steps.prune import MagnitudePrune, RandomPrune, StructuredPrune
-from modelpress_core.steps.lowrank import SVDLowRank
+from modelpress_core.steps.lowrank import SVDLowRank, Tucker2LowRank
+from modelpress_core.steps.prune import LnStructuredPrune, MagnitudePrune, RandomPrune, RandomStructuredPrune, StructuredPrune
 from modelpress_core.steps.train import Distill
 
 MODELS = {
@@ -26,7 +26,10 @@ REQUIRED = {  # the least each kind needs to be a valid step on its own
     MagnitudePrune: {"amount": 0.5},
     RandomPrune: {"amount": 0.5},
     StructuredPrune: {"amount": 0.5},
+    LnStructuredPrune: {"amount": 0.5},
+    RandomStructuredPrune: {"amount": 0.5},
     SVDLowRank: {"rank": 2},
+    Tucker2LowRank: {"rank": 2},
     Distill: {"student": {"architecture": "mlp", "config": {"sizes": [16, 4]}}},
 }
 
@@ -51,7 +54,7 @@ CELLS = list(_cells())
 
 def test_the_walk_covers_every_method_format_device_runtime_and_output():
     kinds = {c.values[0] for c in CELLS}
-    assert kinds == set(METHODS) and len(kinds) == 14
+    assert kinds == set(METHODS) and len(kinds) == 18
     assert {c.values[1] for c in CELLS} == set(INPUT_FORMATS)
     assert {c.values[2] for c in CELLS} == {"cpu", "cuda"}
     assert {c.values[3] for c in CELLS} == set(RUNTIMES)

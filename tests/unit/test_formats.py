@@ -19,9 +19,9 @@ def test_the_spec_literal_is_the_registry():
 
 def test_the_capability_table_reads_the_registry():
     assert capabilities.OUTPUT_FORMATS == {f.name: f.description for f in formats.FORMATS.values()}
-    assert capabilities.OUTPUTS_BY_FORMAT == {"safetensors": ("safetensors", "torchscript", "onnx", "pt2", "packed"),
+    assert capabilities.OUTPUTS_BY_FORMAT == {"safetensors": ("safetensors", "torchscript", "onnx", "pt2", "packed", "executorch"),
                                               "torchscript": ("torchscript", "onnx")}
-    assert RUNTIME_OUTPUT == {"eager": "torchscript", "inductor": "pt2", "onnxruntime": "onnx"}
+    assert RUNTIME_OUTPUT == {"eager": "torchscript", "inductor": "pt2", "onnxruntime": "onnx", "executorch": "executorch"}
 
 
 def test_file_names_are_unique_and_found_back():
