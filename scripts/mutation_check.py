@@ -3,8 +3,9 @@
 Each mutant is one small, deliberate breakage (file, old text, new text) and the fast tests that
 should catch it. The repository's tracked and untracked-but-not-ignored files are copied to a
 temporary directory once; each mutant is applied there, its tests run (``pytest -x``), and the file
-is restored. A mutant is *killed* when its tests fail, *survived* when they pass. Before any
-mutant runs, every named test set must pass on the unmutated copy.
+is restored. A mutant is *killed* when its tests fail, *survived* when they pass. Before anything
+runs, every mutant's old text must occur exactly once in its file (else the script exits 2, naming
+the mutants that no longer apply), and every named test set must pass on the unmutated copy.
 
     python -m scripts.mutation_check                    # all mutants, a table on stdout
     python -m scripts.mutation_check --json bench/results/mutation.json
@@ -33,6 +34,19 @@ TENANT = ["tests/integration/test_tenant_scoping.py"]
 TIME_LIMIT = ["tests/integration/test_hard_time_limit.py"]
 STATES = ["tests/unit/test_job_state.py"]
 CI_GUARD = ["tests/unit/test_ci_skips.py"]
+FAST_PATH = ["tests/unit/test_status_fast_path.py"]
+
+# magnitude_prune's eager dispatch: L1 globally (one threshold over all layers) or per layer
+EAGER_L1 = """\
+    if step.scope == "global":
+        entries = _run(model, step, ctx, None, global_method=torch_prune.L1Unstructured)
+    else:
+        entries = _run(model, step, ctx, lambda module, param, amount, dim: torch_prune.l1_unstructured(module, param, amount))
+"""
+EAGER_GLOBAL = """\
+    if step.scope == "global":
+        entries = _run(model, step, ctx, None, global_method=torch_prune.L1Unstructured)
+"""
 
 
 @dataclass(frozen=True)
@@ -72,25 +86,30 @@ MUTANTS = [
            "if name.endswith((\".pkl\", \".debug_pkl\")):", "if name.endswith(\"data.pkl\"):", SCANNER),
     Mutant("scanner: .debug_pkl not scanned", "modelpress_core/intake.py",
            "if name.endswith((\".pkl\", \".debug_pkl\")):", "if name.endswith(\".pkl\"):", SCANNER),
-    # pruning (worker/methods/prune.py): the TorchScript path
+    # pruning (worker/methods/prune.py): the TorchScript path (_prune_scripted)
     Mutant("prune torchscript: largest weights pruned", "worker/methods/prune.py",
-           "torch.topk(flat, k, largest=False)", "torch.topk(flat, k, largest=True)", PRUNE),
+           "torch.full_like(flat, -1.0), flat), k, largest=False)", "torch.full_like(flat, -1.0), flat), k, largest=True)", PRUNE),
     Mutant("prune torchscript: 85% of the amount", "worker/methods/prune.py",
-           "k = round(amount * flat.numel())", "k = round(0.85 * amount * flat.numel())", PRUNE),
+           "k = already + round(amount * (flat.numel() - already)) if of == \"remaining\" else max(round(amount * flat.numel()), already)",
+           "k = already + round(0.85 * amount * (flat.numel() - already)) if of == \"remaining\" else max(round(0.85 * amount * flat.numel()), already)",
+           PRUNE),
     Mutant("prune torchscript: global pruned per layer", "worker/methods/prune.py",
            "groups = [weights] if scope == \"global\" else [[w] for w in weights]", "groups = [[w] for w in weights]", PRUNE),
-    # pruning: eager
+    # pruning: eager (magnitude_prune, through torch.nn.utils.prune)
     Mutant("prune eager: L1 replaced by random", "worker/methods/prune.py",
-           "_unstructured(targets, torch_prune.L1Unstructured, step.amount, step.scope)",
-           "_unstructured(targets, torch_prune.RandomUnstructured, step.amount, step.scope)", PRUNE),
+           EAGER_L1, EAGER_L1.replace("L1Unstructured", "RandomUnstructured").replace("l1_unstructured", "random_unstructured"), PRUNE),
     Mutant("prune eager: global replaced by per layer", "worker/methods/prune.py",
-           "    if scope == \"global\":\n        torch_prune.global_unstructured", "    if False:\n        torch_prune.global_unstructured", PRUNE),
+           EAGER_GLOBAL, EAGER_GLOBAL.replace("if step.scope == \"global\":", "if False:"), PRUNE),
     Mutant("prune eager: per layer replaced by global", "worker/methods/prune.py",
-           "    if scope == \"global\":\n        torch_prune.global_unstructured", "    if True:\n        torch_prune.global_unstructured", PRUNE),
-    # tenant scoping (modelpress_core/storage/jobs.py, TenantJobs)
+           EAGER_GLOBAL, EAGER_GLOBAL.replace("if step.scope == \"global\":", "if True:"), PRUNE),
+    # tenant scoping (modelpress_core/storage/jobs.py: tenant_record, TenantJobs; service/api/status_fast_path.py)
     Mutant("tenant: get not scoped", "modelpress_core/storage/jobs.py",
-           "        record = self.repo.get(job_id)\n        if record.tenant != self.tenant:",
-           "        record = self.repo.get(job_id)\n        if False:", TENANT),
+           "    record = JobRecord.model_validate_json(raw)\n    if record.tenant != tenant:",
+           "    record = JobRecord.model_validate_json(raw)\n    if False:", TENANT + FAST_PATH),
+    Mutant("tenant: status fast path not scoped", "service/api/status_fast_path.py",
+           "record = tenant_record(await state.aredis.get(keys.job(job_id)), job_id, tenant)",
+           "record = tenant_record(raw := await state.aredis.get(keys.job(job_id)), job_id, "
+           "raw and __import__(\"json\").loads(raw)[\"tenant\"])", FAST_PATH),
     Mutant("tenant: update not scoped", "modelpress_core/storage/jobs.py",
            "            if record.tenant != self.tenant:\n                raise JobNotFound",
            "            if False:\n                raise JobNotFound", TENANT),
@@ -123,6 +142,18 @@ MUTANTS = [
 ]
 
 
+def misplaced(mutants: list[Mutant], root: Path) -> list[str]:
+    """One line per mutant whose old text does not occur exactly once in its file (or whose file is gone)."""
+    problems = []
+    for m in mutants:
+        path = root / m.file
+        count = path.read_text().count(m.old) if path.is_file() else None
+        if count != 1:
+            where = f"{m.file} does not exist" if count is None else f"its old text occurs {count} times in {m.file}"
+            problems.append(f"mutant {m.name!r}: {where}")
+    return problems
+
+
 def copy_repo(dest: Path) -> None:
     """Tracked files plus untracked files git does not ignore: the working tree as a reviewer sees it."""
     names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
@@ -149,15 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="run only mutants whose name contains this text")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
+    problems = misplaced(MUTANTS, ROOT)  # all of them, whatever --only says: a stale mutant is found on any run
+    if problems:
+        print("refusing to run: these mutants no longer apply to the code\n" + "\n".join(problems), file=sys.stderr)
+        return 2
     mutants = [m for m in MUTANTS if args.only in m.name]
     with tempfile.TemporaryDirectory(prefix="modelpress-mutants-") as tmp:
         copy = Path(tmp)
         copy_repo(copy)
-        for m in mutants:  # every mutation must apply to exactly one place
-            count = (copy / m.file).read_text().count(m.old)
-            if count != 1:
-                print(f"mutant {m.name!r}: its old text occurs {count} times in {m.file}", file=sys.stderr)
-                return 2
         baseline = {}
         for tests in sorted({tuple(m.tests) for m in mutants}):
             rc, seconds, tail = run_tests(copy, list(tests))
