@@ -359,9 +359,7 @@ def cmd_submit(args) -> int:
         else:
             _print(job, args)
             if metrics:
-                print(verdict_line(metrics))
-                for warning in metrics["verdict"]["warnings"]:
-                    print(f"warning: {warning}")
+                _print_verdict(metrics)
                 print(f"report: {job['links']['report']}")
         return STATE_EXIT.get(job["state"], EXIT_OK)
 
@@ -375,10 +373,14 @@ def cmd_status(args) -> int:
     else:
         _print(job, args)
         if metrics:
-            print(verdict_line(metrics))
-            for warning in metrics["verdict"]["warnings"]:
-                print(f"warning: {warning}")
+            _print_verdict(metrics)
     return STATE_EXIT.get(job["state"], EXIT_OK)
+
+
+def _print_verdict(metrics: dict) -> None:
+    print(verdict_line(metrics))
+    for warning in metrics["verdict"]["warnings"]:
+        print(f"warning: {warning}")
 
 
 def cmd_logs(args) -> int:

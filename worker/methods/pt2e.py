@@ -50,13 +50,28 @@ def drop_unused_weights(graph_module: nn.Module) -> int:
     return dropped
 
 
+def calibrate_and_convert(exported, quantizer, batches: list[torch.Tensor], ctx: StepContext) -> nn.Module:
+    """PT2E with any quantizer: prepare the exported graph, calibrate it on ``batches`` (reporting progress,
+    stopping when the job is cancelled), convert, drop the float weights the int8 graph no longer uses."""
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    prepared = prepare_pt2e(exported.module(), quantizer)
+    for i, batch in enumerate(batches):
+        ctx.check_cancelled()
+        prepared(batch.cpu())
+        ctx.report((i + 1) / len(batches) * 0.9, f"calibrating {i + 1}/{len(batches)}")
+    converted = convert_pt2e(prepared)
+    drop_unused_weights(converted)
+    allow_exported_model_train_eval(converted)  # the pipeline calls .eval() on every model
+    return converted
+
+
 @handles(StaticInt8, runtime="inductor")
 def pt2e_static_int8(model: nn.Module, step: StaticInt8, ctx: StepContext) -> nn.Module:
     if ctx.device.type != "cpu":
         raise InvalidSpec("quantize:static_int8 produces CPU int8 kernels; use device 'cpu'")
     import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
-    from torchao.quantization.pt2e import allow_exported_model_train_eval
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     batches, synthetic = calibration_batches(step, ctx)
     example = at_least_two(batches[0].cpu())
@@ -71,14 +86,7 @@ def pt2e_static_int8(model: nn.Module, step: StaticInt8, ctx: StepContext) -> nn
             ) from None
         quantizer = xiq.X86InductorQuantizer()
         quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
-        prepared = prepare_pt2e(exported.module(), quantizer)
-        for i, batch in enumerate(batches):
-            ctx.check_cancelled()
-            prepared(batch.cpu())
-            ctx.report((i + 1) / len(batches) * 0.9, f"calibrating {i + 1}/{len(batches)}")
-        converted = convert_pt2e(prepared)
-        drop_unused_weights(converted)
-        allow_exported_model_train_eval(converted)  # the pipeline calls .eval() on every model
+        converted = calibrate_and_convert(exported, quantizer, batches, ctx)
     source = f"{len(batches)} synthetic batches (seeded normal noise of the declared shape, not real data)" if synthetic else (
         f"the given calibration data ({sum(b.shape[0] for b in batches)} samples)"
     )

@@ -16,7 +16,7 @@ from torch import nn
 
 from modelpress_core.errors import InvalidSpec
 from modelpress_core.steps import DynamicInt8, StaticInt8
-from worker.methods.pt2e import at_least_two, batch_dim, drop_unused_weights
+from worker.methods.pt2e import at_least_two, batch_dim, calibrate_and_convert
 from worker.methods.registry import StepContext, handles
 from worker.methods.static_int8 import calibration_batches
 
@@ -28,8 +28,6 @@ def _quantize(model: nn.Module, step, ctx: StepContext, example: torch.Tensor, b
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
     except ImportError:
         raise InvalidSpec("runtime 'executorch' needs the executorch package on the worker (pip install 'modelpress[worker]')") from None
-    from torchao.quantization.pt2e import allow_exported_model_train_eval
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -39,14 +37,7 @@ def _quantize(model: nn.Module, step, ctx: StepContext, example: torch.Tensor, b
             raise InvalidSpec(f"{step.label} with runtime 'executorch': torch.export cannot capture the model "
                               f"({type(exc).__name__}: {str(exc)[:300]})") from None
         quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic))
-        prepared = prepare_pt2e(exported.module(), quantizer)
-        for i, batch in enumerate(batches):
-            ctx.check_cancelled()
-            prepared(batch.cpu())
-            ctx.report((i + 1) / len(batches) * 0.9, f"calibrating {i + 1}/{len(batches)}")
-        converted = convert_pt2e(prepared)
-        drop_unused_weights(converted)
-        allow_exported_model_train_eval(converted)  # the pipeline calls .eval() on every model
+        converted = calibrate_and_convert(exported, quantizer, batches, ctx)
     return converted
 
 
