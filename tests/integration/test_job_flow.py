@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import warnings
 
 import pytest
@@ -100,8 +101,19 @@ def test_pruned_safetensors_drop_into_the_users_class(api, digits_mlp_path, tmp_
 
 def test_job_that_fails_in_the_worker_says_why(api, digits_mlp_path):
     bad = dict(PRUNE_90, include=["no_such_layer*"])
-    response = submit(api, digits_mlp_path, spec(bad))
-    assert response.status_code == 202
+    # with an architecture the worker's inspector sees at submit that the step cannot apply: a 422, nothing runs
+    refused = submit(api, digits_mlp_path, spec(bad))
+    assert refused.status_code == 422 and "no Linear/Conv layer matches" in refused.text
+    # a TorchScript upload has no architecture to check at submit: the same step fails in the worker, with the reason
+    from modelpress_torch.architectures import build_model
+
+    model = build_model("mlp", {"sizes": MLP_SIZES})
+    model.load_state_dict(load_file(str(digits_mlp_path)))
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(model.eval()), buffer)
+    scripted = {"model": {"format": "torchscript", "input": {"shape": [1, MLP_SIZES[0]], "dtype": "float32"}}, "steps": [bad]}
+    response = submit(api, buffer.getvalue(), scripted, filename="model.pt")
+    assert response.status_code == 202, response.text[:500]
     job = wait(api, response.json()["id"])
     assert job["state"] == "failed"
     assert "no Linear/Conv layer matches" in job["error"]["detail"]
@@ -152,3 +164,11 @@ def test_cuda_jobs_go_to_the_gpu_queue_and_cpu_jobs_never_do(stack, api, digits_
     assert cpu_job["state"] == "succeeded" and cpu_job["queue"] == "cpu"
     assert client.llen("gpu") == gpu_before + 1  # only the cuda job, waiting for a GPU worker
     assert api.get(f"/jobs/{cuda_job['id']}").json()["state"] == "queued"
+    # the shared stack has no GPU worker: cancel the waiting job, or it holds the stack busy until gpu_wait_s
+    # and tests that wait for an idle stack (test_observability) wait on it
+    cancelled = api.post(f"/jobs/{cuda_job['id']}/cancel")
+    assert (cancelled.status_code, cancelled.json()["state"]) == (200, "cancelled")
+    for message in client.lrange("gpu", 0, -1):  # and drop its broker message, which no GPU worker here will take
+        if cuda_job["id"].encode() in message:
+            client.lrem("gpu", 1, message)
+    assert client.llen("gpu") == gpu_before
