@@ -252,7 +252,10 @@ def test_dashboard_with_a_key_shows_only_the_tenants_jobs(auth_stack, digits_mlp
     page = rendered_dom(f"{auth_stack.base_url}/ui#key={key}", tmp_path)
     assert re.search(rf'<tr data-id="{job_id}">.*?cancelled', page, flags=re.S), page[-3000:]
     assert other_id not in page and key not in page
-    page = rendered_dom(f"{auth_stack.base_url}/ui/jobs/{job_id}#key={key}", tmp_path, budget_ms=30000)
+    for attempt in range(3):  # a loaded machine can starve one headless render before the stream's end event arrives
+        page = rendered_dom(f"{auth_stack.base_url}/ui/jobs/{job_id}#key={key}", tmp_path / f"job{attempt}", budget_ms=30000)
+        if 'data-stream="ended"' in page:
+            break
     shown = re.findall(r'<(?:span|p|body)[^>]*id="(?:state|message)"[^>]*>.*?</(?:span|p)>|<body[^>]*>', page, flags=re.S)
     assert 'id="state" class="state cancelled"' in page and 'data-stream="ended"' in page, shown
     assert "attempt" in page or "cancelled" in page
